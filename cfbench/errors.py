@@ -1,0 +1,29 @@
+"""Exceptions that the CLI turns into a one-line message and an exit code (0 ok, 1 failed check, 2 bad input)."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED_CHECK = 1
+EXIT_BAD_INPUT = 2
+
+
+class CfbenchError(Exception):
+    """Base class; `exit_code` is what the CLI exits with."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class BadInputError(CfbenchError, ValueError):
+    """The user gave something unusable (a wrong image, size, range, name...); the message says how to fix it."""
+
+
+class CheckpointError(BadInputError):
+    """A file is not a checkpoint, or its keys or shapes do not fit the model."""
+
+
+class MissingWeightsError(CfbenchError, FileNotFoundError):
+    """A registered weights file is not in the cache; the message names the file, its URL and where to put it."""
+
+
+class HashMismatchError(CfbenchError):
+    """A file's sha256 differs from the pinned one."""
