@@ -36,7 +36,8 @@ class Registry(Generic[T]):
     def add(self, name: str, item: T) -> T:
         if not isinstance(name, str) or not _VALID_NAME.match(name):
             raise ValueError(
-                f"invalid {self.kind} name {name!r}: use letters, digits, '_', '-', '.', '[', ']' and no spaces or slashes"
+                f"invalid {self.kind} name {name!r}: use letters, digits, '_', '-', '.', '[', ']' "
+                "and no spaces or slashes"
             )
         if name in self._items:
             raise ValueError(f"duplicate {self.kind} name {name!r}: it is already registered")

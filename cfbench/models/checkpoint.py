@@ -47,8 +47,13 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             # weights_only refuses pickled code: a file that needs it is not a plain checkpoint
-            why = next((ln.strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln), "pickled objects")
-            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: torch.load(weights_only=True) refused it ({why})") from None
+            why = next(
+                (ln.strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln),
+                "pickled objects",
+            )
+            raise CheckpointError(
+                f"{path} is not a readable PyTorch checkpoint: torch.load(weights_only=True) refused it ({why})"
+            ) from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
             raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
         for key in STATE_KEYS:
@@ -99,7 +104,8 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
     ]
     if missing or unexpected or shapes:
         parts = [
-            f"{label} ({len(items)}): {', '.join(items[:_SHOWN])}" + (f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+            f"{label} ({len(items)}): {', '.join(items[:_SHOWN])}"
+            + (f" ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
             for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
             if items
         ]
@@ -143,7 +149,11 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict[str, 
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {META_CONFIG: json.dumps(config_to_dict(model.config)), "cfbench.version": __version__, **(extra or {})}
+    meta = {
+        META_CONFIG: json.dumps(config_to_dict(model.config)),
+        "cfbench.version": __version__,
+        **(extra or {}),
+    }
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

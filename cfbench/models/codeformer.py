@@ -48,10 +48,27 @@ class TransformerSALayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
+    def attend(self, qk: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Multi-head attention with `self_attn`'s weights (official fused in_proj layout), through SDPA.
+
+        Same function as `nn.MultiheadAttention(qk, qk, value)`; written out so that SDPA kernels (flash on GPU)
+        are used and FLOP counters see the attention matmuls.
+        """
+        mha = self.self_attn
+        length, n, e = qk.shape
+        w_q, w_k, w_v = mha.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = mha.in_proj_bias.chunk(3)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (L, N, E) -> (N, heads, L, E / heads)
+            return t.reshape(length, n, mha.num_heads, e // mha.num_heads).permute(1, 2, 0, 3)
+
+        q, k, v = heads(F.linear(qk, w_q, b_q)), heads(F.linear(qk, w_k, b_k)), heads(F.linear(value, w_v, b_v))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=mha.dropout if self.training else 0.0)
+        return mha.out_proj(out.permute(2, 0, 1, 3).reshape(length, n, e))
+
     def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         t = self.norm1(tgt)
-        qk = t + query_pos
-        tgt = tgt + self.dropout1(self.self_attn(qk, qk, value=t, need_weights=False)[0])
+        tgt = tgt + self.dropout1(self.attend(t + query_pos, t))
         t = self.norm2(tgt)
         return tgt + self.dropout2(self.linear2(self.dropout(F.gelu(self.linear1(t)))))
 
@@ -63,10 +80,14 @@ class FuseSFTBlock(nn.Module):
         super().__init__()
         self.encode_enc = ResBlock(2 * channels, channels)
         self.scale = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(channels, channels, 3, 1, 1)
+            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(channels, channels, 3, 1, 1),
         )
         self.shift = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(channels, channels, 3, 1, 1)
+            nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(channels, channels, 3, 1, 1),
         )
 
     def forward(self, enc_feat: torch.Tensor, dec_feat: torch.Tensor, w: torch.Tensor | float) -> torch.Tensor:
@@ -194,4 +215,3 @@ class CodeFormer(VQAutoEncoder):
             return self.transformer_logits(lq_feat), lq_feat
         state = self.encode(x, lookup=lookup, detach_16=detach_16)
         return self.decode(state, w, adain=adain), state.logits, state.lq_feat
-

@@ -104,7 +104,10 @@ def config_from_dict(arch: str, params: dict[str, Any]) -> Any:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain JSON-able values of a config, with its `arch`."""
-    return {"arch": config.arch, **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}}
+    return {
+        "arch": config.arch,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+    }
 
 
 __all__ = [

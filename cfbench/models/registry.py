@@ -44,7 +44,9 @@ def _load_variants() -> None:
             continue
         spec = yaml.safe_load(path.read_text())
         name = path.name.removesuffix(".yaml")
-        MODEL_VARIANTS.add(name, ModelVariant(name, spec["arch"], spec.get("description", ""), spec.get("params") or {}))
+        MODEL_VARIANTS.add(
+            name, ModelVariant(name, spec["arch"], spec.get("description", ""), spec.get("params") or {})
+        )
 
 
 def instantiate(config: Any) -> nn.Module:

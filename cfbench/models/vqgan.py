@@ -43,7 +43,9 @@ class Encoder(nn.Module):
         blocks += [group_norm(c_in), nn.Conv2d(c_in, cfg.emb_dim, 3, 1, 1)]
         self.blocks = nn.ModuleList(blocks)
 
-    def forward(self, x: torch.Tensor, taps: dict[int, int] | None = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, taps: dict[int, int] | None = None
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """Returns the latents and the features after the blocks named in `taps` (resolution -> block index)."""
         wanted = {idx: res for res, idx in (taps or {}).items()}
         feats: dict[int, torch.Tensor] = {}

@@ -21,7 +21,7 @@ def test_safetensors_round_trip_rebuilds_the_model_from_metadata(tmp_path):
     path = save_checkpoint(model, tmp_path / "ckpt.safetensors", extra={"note": "test"})
     loaded = load_checkpoint(path)
     assert loaded.config == model.config
-    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     _, meta = load_state_dict_file(path)
     assert meta["note"] == "test" and "cfbench.config" in meta

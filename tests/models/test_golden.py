@@ -44,7 +44,10 @@ def codeformer_runs():
     torch.set_num_threads(2)
     model = _filled("codeformer", "manifest_codeformer.json")
     x = golden_input()
-    cases = {torch.float32: [(w, a) for w in W_KEYS for a in (True, False)], torch.float64: [(1.0, True), (0.5, False)]}
+    cases = {
+        torch.float32: [(w, a) for w in W_KEYS for a in (True, False)],
+        torch.float64: [(1.0, True), (0.5, False)],
+    }
     runs = {}
     with torch.no_grad():
         for dtype, todo in cases.items():
