@@ -1,0 +1,1 @@
+"""Datasets. For now: the demo faces bundled inside the package."""

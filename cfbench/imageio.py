@@ -1,0 +1,79 @@
+"""Image files <-> float32 RGB tensors in [0, 1]. Decoding goes through OpenCV (libpng/libjpeg)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from cfbench.errors import BadInputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Decode an image file to a float32 RGB tensor (3, H, W) in [0, 1].
+
+    Gray images are repeated to 3 channels; an alpha channel is dropped; 16-bit images are scaled by 1/65535.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"image file not found: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise BadInputError(f"cannot decode {path}: not a readable image (corrupt, empty or unsupported format)")
+    if img.ndim == 2:
+        img = img[:, :, None].repeat(3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, clamped and rounded (the official output conversion)."""
+    arr = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).cpu().numpy()
+
+
+def write_image(path: str | os.PathLike, image: torch.Tensor) -> Path:
+    """Write a (3, H, W) float tensor in [0, 1] as an 8-bit image, atomically (temp file + rename)."""
+    path = Path(path)
+    ext = path.suffix.lower() or ".png"
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(to_uint8(image)[:, :, ::-1]))
+    if not ok:
+        raise BadInputError(f"cannot encode an image as {ext!r} for {path}; use .png or .jpg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.tobytes())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, and the image files (sorted) inside any folder given; raise for a missing path."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+            if not found:
+                raise BadInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {p}")
+            paths.extend(found)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise BadInputError(f"input not found: {p}")
+    return paths

@@ -1,0 +1,107 @@
+"""High-level restoration: float32 RGB NCHW images in [0, 1] in, restored images in [0, 1] out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from cfbench import weights
+from cfbench.errors import BadInputError
+from cfbench.models.checkpoint import load_checkpoint
+from cfbench.models.codeformer import CodeFormer
+
+DEFAULT_CHECKPOINT = "auto"
+AUTO_ORDER = ("codeformer", "codeformer_mini")
+
+
+def default_checkpoint() -> str:
+    """'auto': the official CodeFormer when its weights are in the cache, else the bundled demo model."""
+    return next(n for n in AUTO_ORDER if weights.weights_path(n).is_file() or n == AUTO_ORDER[-1])
+
+
+def resolve_checkpoint(spec: str | os.PathLike) -> tuple[Path, str | None]:
+    """A checkpoint given as 'auto', a registered weights name or a file path -> (file path, model variant or None)."""
+    if str(spec) == DEFAULT_CHECKPOINT:
+        spec = default_checkpoint()
+    if str(spec) in weights.WEIGHTS:
+        return weights.require(str(spec)), weights.WEIGHTS.get(str(spec)).model
+    path = Path(spec)
+    if path.is_file():
+        return path, None
+    raise BadInputError(
+        f"checkpoint {str(spec)!r} is neither a registered weights name ({', '.join(weights.WEIGHTS.names())}) "
+        "nor an existing file"
+    )
+
+
+def load_restorer(spec: str | os.PathLike | CodeFormer = DEFAULT_CHECKPOINT, device: str = "cpu") -> CodeFormer:
+    """A CodeFormer in eval mode from a weights name, a checkpoint path, or a model (moved to `device`)."""
+    if isinstance(spec, CodeFormer):
+        return spec.to(device).eval()
+    path, variant = resolve_checkpoint(spec)
+    model = load_checkpoint(path, name=variant, device=device)
+    if not isinstance(model, CodeFormer):
+        raise BadInputError(f"{path} holds a {type(model).__name__}, not a CodeFormer; pass a CodeFormer checkpoint")
+    return model
+
+
+def check_unit_images(images: torch.Tensor, size: int) -> None:
+    """Raise BadInputError unless `images` is a finite float (N, 3, size, size) batch in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise BadInputError(f"expected float32 RGB images of shape (N, 3, H, W); got {shape}")
+    if tuple(images.shape[2:]) != (size, size):
+        raise BadInputError(
+            f"expected aligned {size}x{size} faces; got {images.shape[3]}x{images.shape[2]} "
+            "(resize them first, or use `cfbench restore --resize`)"
+        )
+    if not images.is_floating_point():
+        raise BadInputError(f"expected float images in [0, 1]; got dtype {images.dtype} (divide uint8 by 255)")
+    if not torch.isfinite(images).all():
+        raise BadInputError("the images contain NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 1:
+        raise BadInputError(
+            f"expected images in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] (nothing is rescaled silently)"
+        )
+
+
+def restore_batch(
+    net: CodeFormer,
+    images: torch.Tensor,
+    w: float | torch.Tensor,
+    adain: bool = True,
+    lookup: str = "transformer",
+) -> torch.Tensor:
+    """One forward pass: (N, 3, S, S) in [0, 1] on the model's device -> restored (N, 3, S, S) in [0, 1]."""
+    y = net.decode(net.encode(images * 2 - 1, lookup=lookup), w, adain=adain)
+    return (y.clamp(-1, 1) + 1) / 2
+
+
+@torch.inference_mode()
+def restore(
+    images: torch.Tensor,
+    w: float = 0.5,
+    model: str | os.PathLike | CodeFormer = DEFAULT_CHECKPOINT,
+    adain: bool = True,
+    lookup: str = "transformer",
+    batch_size: int = 4,
+    device: str | None = None,
+) -> torch.Tensor:
+    """Restore aligned faces (N, 3, S, S) float32 RGB in [0, 1] with fidelity weight w (0 quality ... 1 fidelity).
+
+    Mirrors the official inference: normalise to [-1, 1], `net(x, w=w, adain=True)`, clamp, back to [0, 1]. The
+    result is on the input's device, float32, not quantised to 8 bits.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    net = load_restorer(model, device)
+    check_unit_images(images, net.config.img_size)
+    if batch_size < 1:
+        raise BadInputError(f"batch_size must be >= 1, got {batch_size}")
+    outs = [
+        restore_batch(net, chunk.to(device, torch.float32), w, adain, lookup).to(images.device)
+        for chunk in images.split(batch_size)
+    ]
+    return torch.cat(outs)

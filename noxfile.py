@@ -1,0 +1,27 @@
+"""nox sessions: tests (the README's test line), lint, bench."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Install with every extra and run the whole suite (slow end-to-end tests included)."""
+    session.install("-e", ".[all,dev]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "cfbench", "degradations", "reports", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not tests): ratios against a baseline measured in the same run."""
+    session.install("-e", ".[dev]")
+    for script in ("benchmarks/bench_model.py", "benchmarks/bench_degradations.py"):
+        session.run("python", script, *session.posargs)

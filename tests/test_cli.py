@@ -1,0 +1,172 @@
+"""The `cfbench` command line: version, help, restore end to end on a small checkpoint, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from cfbench import __version__
+from cfbench.cli import main
+from cfbench.imageio import read_image, write_image
+from cfbench.models import build_model, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A randomly initialised 512px CodeFormer with few channels, saved as safetensors."""
+    torch.manual_seed(0)
+    model = build_model("codeformer_mini", nf=32, ch_mult=[1, 1, 1, 1, 1, 1], n_layers=1, dim_embd=64)
+    return save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "small.safetensors")
+
+
+@pytest.fixture
+def faces(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    folder = tmp_path / "in"
+    for name in ("a.png", "b.png"):
+        write_image(folder / name, torch.rand(3, 512, 512, generator=g))
+    return folder
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"cfbench {__version__}"
+
+
+def test_help_lists_every_command_group(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for group in ("eval", "degrade", "train", "report", "regress", "weights", "datasets", "restore", "bench"):
+        assert group in out
+
+
+def test_planned_command_says_so_and_exits_2(capsys):
+    assert main(["regress", "--baseline", "x.json"]) == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_restore_writes_one_file_per_input_with_the_same_name(faces, small_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "restore",
+            str(faces),
+            "--checkpoint",
+            str(small_checkpoint),
+            "--out",
+            str(out),
+            "--w",
+            "0.5",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "2",
+        ]
+    )
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    img = read_image(out / "a.png")
+    assert img.shape == (3, 512, 512) and 0 <= float(img.min()) and float(img.max()) <= 1
+
+
+@pytest.mark.slow
+def test_restore_cli_equals_the_python_api(faces, small_checkpoint, tmp_path):
+    from cfbench.restore import restore
+
+    out = tmp_path / "out"
+    main(
+        [
+            "restore",
+            str(faces / "a.png"),
+            "--checkpoint",
+            str(small_checkpoint),
+            "--out",
+            str(out),
+            "--w",
+            "0.3",
+            "--device",
+            "cpu",
+            "--nn-lookup",
+        ]
+    )
+    api = restore(read_image(faces / "a.png")[None], w=0.3, model=small_checkpoint, lookup="nearest", device="cpu")
+    from_file = read_image(out / "a.png")
+    np.testing.assert_allclose(from_file.numpy(), api[0].numpy(), atol=0.5 / 255 + 1e-6)
+
+
+def test_restore_wrong_size_is_refused_unless_resize(tmp_path, small_checkpoint, capsys):
+    write_image(tmp_path / "small.png", torch.rand(3, 100, 120))
+    rc = main(
+        [
+            "restore",
+            str(tmp_path / "small.png"),
+            "--checkpoint",
+            str(small_checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "small.png is 120x100" in err and "--resize" in err
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--w", "1.5"], "--w must be in [0, 1]"),
+        (["--checkpoint", "/nonexistent.pth"], "neither a registered weights name"),
+        (["--checkpoint", "codeformer"], "weights 'codeformer' are missing"),
+        (["--device", "tpu"], "unknown device"),
+    ],
+)
+def test_restore_bad_options(faces, tmp_path, capsys, args, message):
+    rc = main(["restore", str(faces), "--out", str(tmp_path / "o"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_restore_corrupt_image(tmp_path, small_checkpoint, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    rc = main(
+        [
+            "restore",
+            str(tmp_path / "broken.png"),
+            "--checkpoint",
+            str(small_checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert rc == 2
+    assert "cannot decode" in capsys.readouterr().err
+
+
+def test_restore_wrong_checkpoint_kind(faces, tmp_path, capsys):
+    disc = save_checkpoint(build_model("vqgan_disc"), tmp_path / "disc.safetensors")
+    rc = main(["restore", str(faces), "--checkpoint", str(disc), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert rc == 2
+    assert "not a CodeFormer" in capsys.readouterr().err
+
+
+def test_weights_list_json(capsys):
+    import json
+
+    assert main(["weights", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["codeformer"]["url"].endswith("/v0.1.0/codeformer.pth")
+    assert rows["codeformer"]["present"] is False
+
+
+def test_weights_import_then_verify(tmp_path, capsys):
+    src = tmp_path / "codeformer.pth"
+    src.write_bytes(b"pretend weights")
+    assert main(["weights", "import", "codeformer", str(src)]) == 0
+    assert main(["weights", "verify", "codeformer"]) == 0
+    assert "ok" in capsys.readouterr().err
