@@ -27,6 +27,13 @@ def faces(tmp_path):
     return folder
 
 
+def run_restore(inputs, checkpoint, out, *extra):
+    """`cfbench restore` on the CPU; returns the exit code."""
+    return main(
+        ["restore", *map(str, inputs), "--checkpoint", str(checkpoint), "--out", str(out), "--device", "cpu", *extra]
+    )
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"cfbench {__version__}"
@@ -47,22 +54,7 @@ def test_planned_command_says_so_and_exits_2(capsys):
 @pytest.mark.slow
 def test_restore_writes_one_file_per_input_with_the_same_name(faces, small_checkpoint, tmp_path):
     out = tmp_path / "out"
-    rc = main(
-        [
-            "restore",
-            str(faces),
-            "--checkpoint",
-            str(small_checkpoint),
-            "--out",
-            str(out),
-            "--w",
-            "0.5",
-            "--device",
-            "cpu",
-            "--batch-size",
-            "2",
-        ]
-    )
+    rc = run_restore([faces], small_checkpoint, out, "--w", "0.5", "--batch-size", "2")
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     img = read_image(out / "a.png")
@@ -74,21 +66,7 @@ def test_restore_cli_equals_the_python_api(faces, small_checkpoint, tmp_path):
     from cfbench.restore import restore
 
     out = tmp_path / "out"
-    main(
-        [
-            "restore",
-            str(faces / "a.png"),
-            "--checkpoint",
-            str(small_checkpoint),
-            "--out",
-            str(out),
-            "--w",
-            "0.3",
-            "--device",
-            "cpu",
-            "--nn-lookup",
-        ]
-    )
+    assert run_restore([faces / "a.png"], small_checkpoint, out, "--w", "0.3", "--nn-lookup") == 0
     api = restore(read_image(faces / "a.png")[None], w=0.3, model=small_checkpoint, lookup="nearest", device="cpu")
     from_file = read_image(out / "a.png")
     np.testing.assert_allclose(from_file.numpy(), api[0].numpy(), atol=0.5 / 255 + 1e-6)
@@ -96,18 +74,7 @@ def test_restore_cli_equals_the_python_api(faces, small_checkpoint, tmp_path):
 
 def test_restore_wrong_size_is_refused_unless_resize(tmp_path, small_checkpoint, capsys):
     write_image(tmp_path / "small.png", torch.rand(3, 100, 120))
-    rc = main(
-        [
-            "restore",
-            str(tmp_path / "small.png"),
-            "--checkpoint",
-            str(small_checkpoint),
-            "--out",
-            str(tmp_path / "o"),
-            "--device",
-            "cpu",
-        ]
-    )
+    rc = run_restore([tmp_path / "small.png"], small_checkpoint, tmp_path / "o")
     err = capsys.readouterr().err
     assert rc == 2 and "small.png is 120x100" in err and "--resize" in err
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
@@ -132,25 +99,14 @@ def test_restore_bad_options(faces, tmp_path, capsys, args, message):
 
 def test_restore_corrupt_image(tmp_path, small_checkpoint, capsys):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    rc = main(
-        [
-            "restore",
-            str(tmp_path / "broken.png"),
-            "--checkpoint",
-            str(small_checkpoint),
-            "--out",
-            str(tmp_path / "o"),
-            "--device",
-            "cpu",
-        ]
-    )
+    rc = run_restore([tmp_path / "broken.png"], small_checkpoint, tmp_path / "o")
     assert rc == 2
     assert "cannot decode" in capsys.readouterr().err
 
 
 def test_restore_wrong_checkpoint_kind(faces, tmp_path, capsys):
     disc = save_checkpoint(build_model("vqgan_disc"), tmp_path / "disc.safetensors")
-    rc = main(["restore", str(faces), "--checkpoint", str(disc), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    rc = run_restore([faces], disc, tmp_path / "o")
     assert rc == 2
     assert "not a CodeFormer" in capsys.readouterr().err
 
