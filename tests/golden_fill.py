@@ -1,4 +1,4 @@
-"""The portable weight fill of ../shared/reference/GOLDEN.md (splitmix64 over (seed, tensor index, element index))."""
+"""The portable weight fill of tests/data/reference/GOLDEN.md (splitmix64 over (seed, tensor index, element index))."""
 
 from __future__ import annotations
 

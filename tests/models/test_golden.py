@@ -1,4 +1,4 @@
-"""Golden outputs of the official architecture with the GOLDEN.md weight fill (../shared/reference/GOLDEN.md).
+"""Golden outputs of the official architecture with the GOLDEN.md weight fill (tests/data/reference/GOLDEN.md).
 
 Tolerances: the float64 run must meet GOLDEN.md's own (1e-4 on outputs, 1e-5 on logits and lq_feat), which proves
 the function is the official one; to keep the suite fast it covers the two fusion cases (w=1 with AdaIN, w=0.5

@@ -1,4 +1,4 @@
-"""Our state_dicts have exactly the official keys, order, shapes and dtypes (../shared/reference/manifest_*.json)."""
+"""Our state_dicts have exactly the official keys, order, shapes and dtypes (tests/data/reference/manifest_*.json)."""
 
 import json
 
