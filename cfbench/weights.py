@@ -68,8 +68,8 @@ for _entry in (
         model="codeformer",
     ),
     WeightsFile(
-        "codeformer_mini",
-        "codeformer_mini.safetensors",
+        "codeformer_tiny",
+        "codeformer_tiny.safetensors",
         (),
         "MIT (trained by cfbench on the faces listed in its model card)",
         "small demo CodeFormer trained on CPU by cfbench; see cfbench/weights_bundled/MODEL_CARD.md",

@@ -63,7 +63,7 @@ def test_restore_writes_one_file_per_input_with_the_same_name(faces, small_check
 
 @pytest.mark.slow
 def test_restore_cli_equals_the_python_api(faces, small_checkpoint, tmp_path):
-    from cfbench.restore import restore
+    from cfbench.restoration import restore
 
     out = tmp_path / "out"
     assert run_restore([faces / "a.png"], small_checkpoint, out, "--w", "0.3", "--nn-lookup") == 0

@@ -1,11 +1,11 @@
-"""`cfbench.restore`: the [0, 1] contract, and refusal of anything else."""
+"""`cfbench.restore` (cfbench/restoration.py): the [0, 1] contract, and refusal of anything else."""
 
 import pytest
 import torch
 
 from cfbench.errors import BadInputError
 from cfbench.models import build_model
-from cfbench.restore import check_unit_images, restore
+from cfbench.restoration import check_unit_images, restore
 from tests.conftest import TINY_CODEFORMER
 
 
@@ -34,3 +34,9 @@ def test_restore_returns_unit_range_images_of_the_same_shape():
 def test_unit_image_contract(images, match):
     with pytest.raises(BadInputError, match=match):
         check_unit_images(images, 64)
+
+
+def test_package_level_restore_is_the_api_function():
+    import cfbench
+
+    assert cfbench.restore is restore

@@ -13,7 +13,7 @@ from cfbench.cli.common import console, pick_device, progress
 from cfbench.data.demo import demo_lq_paths
 from cfbench.errors import BadInputError
 from cfbench.imageio import expand_image_paths, read_image, write_image
-from cfbench.restore import (
+from cfbench.restoration import (
     DEFAULT_CHECKPOINT,
     check_unit_images,
     default_checkpoint,
@@ -32,7 +32,7 @@ def restore_command(
     checkpoint: str = typer.Option(
         DEFAULT_CHECKPOINT,
         help="Registered weights name, checkpoint file, or 'auto' (official codeformer if present, else the bundled "
-        "codeformer_mini demo model).",
+        "codeformer_tiny demo model).",
     ),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     batch_size: int = typer.Option(4, min=1, help="Faces per forward pass."),

@@ -13,7 +13,7 @@ from cfbench.models.checkpoint import load_checkpoint
 from cfbench.models.codeformer import CodeFormer
 
 DEFAULT_CHECKPOINT = "auto"
-AUTO_ORDER = ("codeformer", "codeformer_mini")
+AUTO_ORDER = ("codeformer", "codeformer_tiny")
 
 
 def default_checkpoint() -> str:
