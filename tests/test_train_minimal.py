@@ -26,20 +26,9 @@ from cfbench.train.minimal import (
     train_step,
     zero_init_fusion,
 )
+from tests.conftest import TINY_CODEFORMER
 
 BUNDLED = Path(__file__).resolve().parents[1] / "cfbench" / "weights_bundled" / "codeformer_tiny.safetensors"
-# the official structure at 64x64 (3 levels, 16x16 tokens, fusion at 32 and 64): a fast stand-in for stage II/III
-TINY_CODEFORMER = dict(
-    img_size=64,
-    nf=32,
-    ch_mult=(1, 1, 2),
-    codebook_size=64,
-    emb_dim=32,
-    dim_embd=64,
-    n_head=4,
-    n_layers=2,
-    connect_list=("32", "64"),
-)
 
 
 def _faces(n: int = 3, size: int = 64) -> FaceSet:
