@@ -122,7 +122,6 @@ def test_local_degrade_fallback_is_seeded_and_8bit():
     assert torch.equal(a, (a * 255).round() / 255)
 
 
-@pytest.mark.skipif(not BUNDLED.is_file(), reason=f"{BUNDLED} not trained yet")
 def test_bundled_checkpoint_loads_and_restores_a_demo_face():
     from cfbench.data.demo import demo_lq_paths
     from cfbench.imageio import read_image
