@@ -10,7 +10,7 @@ import torch
 
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = DATA / "reference"
-GOLDEN_FACE = DATA / "faces" / "ffhq512_00000000.png"
+GOLDEN_FACE = REFERENCE / "ffhq512_00000000.png"
 
 # A CodeFormer with the official structure at 64x64 (3 levels, 16x16 tokens, fusion at 32 and 64): fast on CPU.
 TINY_CODEFORMER = dict(
