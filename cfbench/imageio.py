@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -50,16 +50,7 @@ def write_image(path: str | os.PathLike, image: torch.Tensor) -> Path:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(to_uint8(image)[:, :, ::-1]))
     if not ok:
         raise BadInputError(f"cannot encode an image as {ext!r} for {path}; use .png or .jpg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:

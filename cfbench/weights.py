@@ -3,12 +3,18 @@
 Files live in `$CFBENCH_HOME/weights/` (default `~/.cache/cfbench/weights/`). Nothing is downloaded implicitly:
 `fetch` is called by `cfbench weights fetch`; everything else uses `require`, which raises MissingWeightsError naming
 the file, its URL and the exact path to put it. Where a sha256 could not be pinned (the official CodeFormer release
-publishes none), the first hash seen is recorded beside the file (`<file>.sha256`) and checked from then on.
+publishes none), the first hash seen is recorded beside the file (`<file>.sha256`) and checked from then on; files
+published under the torch-hub / BasicSR naming convention (`name-<first 8 hex of sha256>.pth`) are checked against
+that prefix.
+
+Files that ship inside an installed package (the `lpips` linear heads) are found there, not copied; files that
+torch hub already downloaded (`$TORCH_HOME/hub/checkpoints/`) are used where they are.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -38,6 +44,10 @@ class WeightsFile:
     size: int | None = None
     model: str | None = None  # the model variant these weights load into, for checkpoints
     bundled: bool = False  # shipped inside the package (cfbench/weights_bundled/), never downloaded
+    sha256_prefix: str | None = None  # the hash prefix in the published file name (torch hub / BasicSR convention)
+    package_file: tuple[str, str] | None = None  # (installed package, path inside it) where the file ships
+    torch_hub: bool = False  # also look in $TORCH_HOME/hub/checkpoints (torchvision and pytorch-fid put it there)
+    page: str | None = None  # where to download it by hand when there is no direct URL
 
 
 WEIGHTS: Registry[WeightsFile] = Registry("weights file")
@@ -68,6 +78,66 @@ for _entry in (
         model="codeformer",
     ),
     WeightsFile(
+        "pt_inception",
+        "pt_inception-2015-12-05-6726825d.pth",
+        ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",),
+        "Apache-2.0 (pytorch-fid port of the TensorFlow FID Inception, 2015-12-05)",
+        "FID InceptionV3 (pytorch-fid weights, 1008 classes); pool3 features for FID",
+        sha256_prefix="6726825d",
+        torch_hub=True,
+    ),
+    WeightsFile(
+        "fid_stats_ffhq512",
+        "inception_FFHQ_512-f7b384ab.pth",
+        (),
+        "statistics of FFHQ (CC BY-NC-SA 4.0 images) published by BasicSR (Apache-2.0)",
+        "FID reference statistics (mean, cov) of pytorch-fid Inception pool3 on 50,000 FFHQ faces at 512x512",
+        sha256_prefix="f7b384ab",
+        page="https://github.com/XPixelGroup/BasicSR/blob/master/docs/Metrics.md (Google Drive link there)",
+    ),
+    WeightsFile(
+        "alexnet",
+        "alexnet-owt-7be5be79.pth",
+        ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+        "BSD-3-Clause (torchvision ImageNet weights)",
+        "torchvision AlexNet ImageNet weights: the LPIPS[alex] backbone",
+        sha256_prefix="7be5be79",
+        torch_hub=True,
+    ),
+    WeightsFile(
+        "vgg16",
+        "vgg16-397923af.pth",
+        ("https://download.pytorch.org/models/vgg16-397923af.pth",),
+        "BSD-3-Clause (torchvision ImageNet weights)",
+        "torchvision VGG16 ImageNet weights: the LPIPS[vgg] backbone",
+        sha256_prefix="397923af",
+        torch_hub=True,
+    ),
+    WeightsFile(
+        "lpips_alex_lin",
+        "lpips_v0.1_alex.pth",
+        ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",),
+        "BSD-2-Clause (lpips)",
+        "LPIPS v0.1 linear heads for AlexNet (ships in the lpips package)",
+        package_file=("lpips", "weights/v0.1/alex.pth"),
+    ),
+    WeightsFile(
+        "lpips_vgg_lin",
+        "lpips_v0.1_vgg.pth",
+        ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",),
+        "BSD-2-Clause (lpips)",
+        "LPIPS v0.1 linear heads for VGG16 (ships in the lpips package)",
+        package_file=("lpips", "weights/v0.1/vgg.pth"),
+    ),
+    WeightsFile(
+        "niqe_pris_params",
+        "niqe_pris_params.npz",
+        (),
+        "Apache-2.0 (BasicSR; parameters from the MATLAB NIQE release), see weights_bundled/SOURCES.md",
+        "NIQE pristine multivariate Gaussian (mu, cov) and the 7x7 Gaussian window",
+        bundled=True,
+    ),
+    WeightsFile(
         "codeformer_tiny",
         "codeformer_tiny.safetensors",
         (),
@@ -96,12 +166,53 @@ def weights_path(name: str) -> Path:
     return (BUNDLED_DIR if entry.bundled else weights_dir()) / entry.filename
 
 
+def _torch_hub_dir() -> Path:
+    home = os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch"
+    return Path(home) / "hub" / "checkpoints"
+
+
+def _package_path(package: str, relative: str) -> Path | None:
+    """The file inside an installed package, located without importing the package (its import may be heavy)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    return next((Path(r) / relative for r in roots if (Path(r) / relative).is_file()), None)
+
+
+def candidate_paths(name: str) -> list[Path]:
+    """Every place `name` is looked for, in order: our cache (or the package for bundled files), the installed
+    package that ships it, torch hub's checkpoint folder."""
+    entry = WEIGHTS.get(name)
+    paths = [weights_path(name)]
+    if entry.package_file and (found := _package_path(*entry.package_file)):
+        paths.append(found)
+    if entry.torch_hub:
+        paths.append(_torch_hub_dir() / entry.filename)
+    return paths
+
+
+def locate(name: str) -> Path | None:
+    """The first existing file of `candidate_paths(name)`, or None."""
+    return next((p for p in candidate_paths(name) if p.is_file()), None)
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def hash_matches(name: str, digest: str) -> bool | None:
+    """Whether `digest` is the right sha256 for `name` (True/False), or None when nothing is known to compare."""
+    entry = WEIGHTS.get(name)
+    want = expected_hash(name)
+    if want is not None:
+        return digest == want
+    return digest.startswith(entry.sha256_prefix) if entry.sha256_prefix else None
 
 
 def _recorded_hash(path: Path) -> str | None:
@@ -118,26 +229,27 @@ def expected_hash(name: str) -> str | None:
 def _missing_message(entry: WeightsFile, path: Path) -> str:
     if entry.bundled:
         return f"bundled weights '{entry.name}' are missing from the installation ({path}); reinstall cfbench"
+    source = entry.urls[0] if entry.urls else entry.page
+    online = f"; online, `cfbench weights fetch {entry.name}`" if entry.urls else ""
     return (
-        f"weights '{entry.name}' are missing: download {entry.urls[0]} and put it at {path} "
-        f"(or run `cfbench weights import {entry.name} FILE`; online, `cfbench weights fetch {entry.name}`)"
+        f"weights '{entry.name}' are missing: download {entry.filename} from {source} and put it at {path} "
+        f"(or run `cfbench weights import {entry.name} FILE`{online})"
     )
 
 
 def require(name: str) -> Path:
-    """The cached path of `name`; raise MissingWeightsError (file, URL, destination) if it is absent."""
+    """The path of `name` (see `candidate_paths`); raise MissingWeightsError (file, URL, destination) if absent."""
     entry = WEIGHTS.get(name)
-    path = weights_path(name)
-    if not path.is_file():
-        raise MissingWeightsError(_missing_message(entry, path))
+    path = locate(name)
+    if path is None:
+        raise MissingWeightsError(_missing_message(entry, weights_path(name)))
     return path
 
 
 def verify(name: str) -> tuple[bool | None, str]:
-    """Hash the cached file: (True/False against the expected hash, or None when none is known; the sha256)."""
+    """Hash the file: (True/False against the expected hash or prefix, or None when none is known; the sha256)."""
     digest = sha256_file(require(name))
-    want = expected_hash(name)
-    return (None if want is None else digest == want), digest
+    return hash_matches(name, digest), digest
 
 
 def _install(name: str, source: Path, digest: str) -> Path:
@@ -146,8 +258,8 @@ def _install(name: str, source: Path, digest: str) -> Path:
         raise MissingWeightsError(
             f"'{name}' ships inside the package and cannot be replaced; import other weights by path"
         )
-    want = expected_hash(name)
-    if want is not None and digest != want:
+    if hash_matches(name, digest) is False:
+        want = expected_hash(name) or f"{entry.sha256_prefix}..."
         raise HashMismatchError(
             f"{source} has sha256 {digest}, but '{name}' must have {want}; the file is not {entry.filename}"
         )
@@ -161,7 +273,7 @@ def _install(name: str, source: Path, digest: str) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    if entry.sha256 is None:
+    if entry.sha256 is None and entry.sha256_prefix is None:
         dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {entry.filename}\n")
     return dest
 
@@ -178,8 +290,10 @@ def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, 
     """Download `name` (trying each URL), check its hash and move it into the cache; no-op if already cached."""
     entry = WEIGHTS.get(name)
     dest = weights_path(name)
-    if dest.is_file() or entry.bundled:
+    if entry.bundled or locate(name) is not None:
         return require(name)
+    if not entry.urls:
+        raise MissingWeightsError(_missing_message(entry, dest) + "; it has no direct download URL")
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in entry.urls:

@@ -22,17 +22,17 @@ def list_command(
     """List every registered weights file, where it goes, and whether it is present."""
     rows = []
     for name, entry in weights.WEIGHTS.items():
-        path = weights.weights_path(name)
+        found = weights.locate(name)
         rows.append(
             {
                 "name": name,
                 "file": entry.filename,
-                "present": path.is_file(),
-                "path": str(path),
-                "sha256": entry.sha256 or weights.expected_hash(name),
-                "pinned": entry.sha256 is not None,
+                "present": found is not None,
+                "path": str(found or weights.weights_path(name)),
+                "sha256": entry.sha256 or weights.expected_hash(name) or entry.sha256_prefix,
+                "pinned": entry.sha256 is not None or entry.sha256_prefix is not None,
                 "licence": entry.licence,
-                "url": entry.urls[0] if entry.urls else "(bundled with cfbench)",
+                "url": entry.urls[0] if entry.urls else entry.page or "(bundled with cfbench)",
                 "description": entry.description,
             }
         )

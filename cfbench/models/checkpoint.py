@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from cfbench import __version__
+from cfbench.atomic import atomic_path
 from cfbench.errors import CheckpointError
 from cfbench.models.config import config_from_dict, config_to_dict
 from cfbench.models.registry import MODEL_VARIANTS, instantiate
@@ -155,12 +155,6 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict[str, 
         **(extra or {}),
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -24,7 +24,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cfbench.atomic import atomic_path
 from cfbench.models import CodeFormer, VQAutoEncoder, build_model
 from cfbench.restoration import restore_batch
 from cfbench.train.data import Degrader, FaceSet, load_faces, sample_batch, split_holdout, step_rng, to_tensor
@@ -318,10 +318,8 @@ class MinimalTrainer:
             "opt": self.opt.state_dict() if self.opt is not None else {},
             "usage": self.usage,
         }
-        fd, tmp = tempfile.mkstemp(dir=self.work_dir, suffix=".tmp")
-        os.close(fd)
-        torch.save(blob, tmp)
-        os.replace(tmp, self.state_path)
+        with atomic_path(self.state_path) as tmp:
+            torch.save(blob, tmp)
 
     def load_state(self) -> bool:
         if not self.state_path.is_file():

@@ -1,0 +1,179 @@
+"""What a metric is: its registry entry (`MetricSpec`) and the two interfaces a metric implements.
+
+Per-image metrics (`PerImageMetric`) take batches of float32 RGB NCHW images in [0, 1] and return one value per image,
+a float64 tensor of shape (N,). Distribution metrics (`DistributionMetric`, FID) turn batches into feature vectors,
+which are accumulated per group into `FeatureStatistics` and compared once per group.
+
+The facts about a metric (kind, direction, reference implementation, weights it needs) live in its `MetricSpec`;
+reports and the regression gate read them from there.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from cfbench.errors import BadInputError
+
+
+class MetricKind(str, enum.Enum):
+    FULL_REFERENCE = "full-reference"  # per image, needs the GT image
+    NO_REFERENCE = "no-reference"  # per image, restored image only
+    DISTRIBUTION = "distribution"  # per group of images (FID)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered metric.
+
+    `name` is the column name and carries the variant (`lpips[vgg]`, `psnr[y]`); `family` the metric without the
+    variant. `build(device, **options)` returns the metric object; `options` lists the keyword options it accepts,
+    with defaults. `weights` are the names in `cfbench.weights.WEIGHTS` it needs (checked before building, so a
+    missing file skips the metric with the placement message instead of failing the run).
+    """
+
+    name: str
+    family: str
+    backend: str
+    kind: MetricKind
+    higher_is_better: bool
+    reference: str  # the implementation (and version) this metric equals, and to what tolerance
+    build: Callable[..., Any]
+    description: str
+    weights: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    value_range: tuple[float, float] = (-math.inf, math.inf)
+    unit: str = ""
+    input: str = "float32 RGB NCHW in [0, 1]"
+
+    @property
+    def needs_gt(self) -> bool:
+        return self.kind is MetricKind.FULL_REFERENCE
+
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
+
+def check_images(images: torch.Tensor, what: str = "images") -> None:
+    """Raise BadInputError unless `images` is a float RGB NCHW tensor with finite values in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise BadInputError(f"{what} must be an RGB batch of shape (N, 3, H, W); got {shape}")
+    if not images.is_floating_point():
+        raise BadInputError(f"{what} must be a float tensor in [0, 1]; got {images.dtype} (divide uint8 by 255)")
+    if not torch.isfinite(images).all():
+        raise BadInputError(f"{what} contain NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 1:
+        raise BadInputError(f"{what} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] (clamp, or scale by 1/255)")
+
+
+def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
+    """`check_images` on both, and the same shape."""
+    check_images(pred, "restored images")
+    check_images(gt, "ground-truth images")
+    if pred.shape != gt.shape:
+        raise BadInputError(f"restored and ground-truth sizes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
+
+
+class PerImageMetric:
+    """Base of per-image metrics: `metric(pred, gt)` -> float64 tensor (N,), on `pred`'s device.
+
+    Subclasses implement `compute`, which receives checked inputs already on `self.device`; `gt` is None for
+    no-reference metrics.
+    """
+
+    spec: MetricSpec
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def __call__(self, pred: torch.Tensor, gt: torch.Tensor | None = None) -> torch.Tensor:
+        if self.spec.needs_gt:
+            if gt is None:
+                raise BadInputError(f"{self.spec.name} is full-reference: it needs ground-truth images")
+            check_pair(pred, gt)
+            gt = gt.to(self.device, torch.float32)
+        else:
+            check_images(pred, "restored images")
+        out = self.compute(pred.to(self.device, torch.float32), gt)
+        return out.to(torch.float64)
+
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FeatureStatistics:
+    """Running mean and covariance of feature vectors (float64 sums), mergeable and saveable.
+
+    `cov` uses the unbiased estimator (ddof=1), as `np.cov(features, rowvar=False)` in pytorch-fid and BasicSR.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.n = 0
+        self.sum = np.zeros(dim, np.float64)
+        self.outer = np.zeros((dim, dim), np.float64)
+
+    def add(self, features: torch.Tensor | np.ndarray) -> None:
+        """Accumulate features of shape (N, dim)."""
+        f = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+        f = f.astype(np.float64, copy=False)
+        self.n += f.shape[0]
+        self.sum += f.sum(0)
+        self.outer += f.T @ f
+
+    def merge(self, other: FeatureStatistics) -> None:
+        self.n += other.n
+        self.sum += other.sum
+        self.outer += other.outer
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.sum / self.n
+
+    @property
+    def cov(self) -> np.ndarray:
+        if self.n < 2:
+            raise BadInputError(f"a covariance needs at least 2 images; this group has {self.n}")
+        mu = self.mean
+        return (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"n": np.asarray(self.n), "sum": self.sum, "outer": self.outer}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FeatureStatistics:
+        stats = cls(arrays["sum"].shape[0])
+        stats.n, stats.sum, stats.outer = int(arrays["n"]), arrays["sum"].copy(), arrays["outer"].copy()
+        return stats
+
+
+class DistributionMetric:
+    """Base of distribution metrics (FID).
+
+    `features(images)` -> (N, D) float tensor for a batch; callers accumulate them in `FeatureStatistics` per group
+    and call `distance(pred_stats, ref_mean, ref_cov)` once per group. `cache_key()` returns everything that
+    changes the features (extractor, weights sha256, resize mode, resolution), for the GT feature cache.
+    """
+
+    spec: MetricSpec
+    dim: int
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def cache_key(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def distance(self, pred: FeatureStatistics, ref_mean: np.ndarray, ref_cov: np.ndarray) -> float:
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""The metric registry: every metric of cfbench, by the name that appears in result columns."""
+
+from __future__ import annotations
+
+from cfbench.metrics.base import MetricSpec
+from cfbench.registry import Registry
+
+METRICS: Registry[MetricSpec] = Registry("metric")
+
+# Short names users type, mapped to the variant they mean; results always carry the full name.
+ALIASES: dict[str, str] = {"lpips": "lpips[vgg]"}
+
+
+def register(spec: MetricSpec) -> MetricSpec:
+    """Add `spec` under `spec.name`."""
+    return METRICS.add(spec.name, spec)
+
+
+def get_metric(name: str) -> MetricSpec:
+    """The spec of `name` or of its alias; an unknown name raises with close-match suggestions."""
+    return METRICS.get(ALIASES.get(name, name))
+
+
+def parse_metric_list(text: str) -> list[MetricSpec]:
+    """'fid,lpips,psnr' -> specs, in order, without duplicates; an unknown name raises with suggestions."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    specs: dict[str, MetricSpec] = {}
+    for n in names:
+        spec = get_metric(n)
+        specs.setdefault(spec.name, spec)
+    return list(specs.values())
