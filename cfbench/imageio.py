@@ -16,10 +16,12 @@ from cfbench.errors import BadInputError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
+def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tensor:
     """Decode an image file to a float32 RGB tensor (3, H, W) in [0, 1].
 
-    Gray images are repeated to 3 channels; an alpha channel is dropped; 16-bit images are scaled by 1/65535.
+    Gray images are repeated to 3 channels and an alpha channel is dropped, unless `require_rgb`, which refuses
+    them (metrics: a gray or transparent file in a results folder is a mistake, not something to score); 16-bit
+    images are scaled by 1/65535.
     """
     path = Path(path)
     if not path.is_file():
@@ -28,6 +30,10 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         raise BadInputError(f"cannot decode {path}: not a readable image (corrupt, empty or unsupported format)")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if require_rgb and channels != 3:
+        kind = {1: "grayscale (1 channel)", 2: "grayscale with alpha", 4: "RGBA (4 channels)"}.get(channels, "")
+        raise BadInputError(f"{path} is {kind or f'{channels}-channel'}; convert it to 3-channel RGB first")
     if img.ndim == 2:
         img = img[:, :, None].repeat(3, axis=2)
     elif img.shape[2] == 4:

@@ -57,8 +57,9 @@ def tiny_batch():
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty $CFBENCH_HOME, so no test sees the user's cache."""
+    """Every test gets its own empty $CFBENCH_HOME and $TORCH_HOME, so no test sees the user's caches."""
     monkeypatch.setenv("CFBENCH_HOME", str(tmp_path_factory.mktemp("cfbench_home")))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
 
 
 def golden_input() -> torch.Tensor:

@@ -91,3 +91,53 @@ def test_import_of_a_missing_file(registry):
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(KeyError, match="did you mean 'codeformer'"):
         weights.weights_path("codeformr")
+
+
+def test_files_shipped_in_an_installed_package_are_found_there(monkeypatch, tmp_path):
+    pkg = tmp_path / "site" / "fakepkg_cfbench"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('importing it is not needed to find its files')\n")
+    (pkg / "weights" / "head.pth").write_bytes(b"head")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reg = Registry("weights file")
+    reg.add(
+        "head",
+        weights.WeightsFile(
+            "head", "head.pth", ("https://x/head.pth",), "t", "t", package_file=("fakepkg_cfbench", "weights/head.pth")
+        ),
+    )
+    monkeypatch.setattr(weights, "WEIGHTS", reg)
+    assert weights.require("head") == pkg / "weights" / "head.pth"
+    assert not weights.weights_path("head").exists()  # found, not copied
+
+
+def test_torch_hub_files_are_used_and_checked_against_the_published_prefix(monkeypatch, tmp_path):
+    payload = b"backbone"
+    digest = hashlib.sha256(payload).hexdigest()
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / f"net-{digest[:8]}.pth").write_bytes(payload)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    reg = Registry("weights file")
+    reg.add(
+        "net",
+        weights.WeightsFile(
+            "net", f"net-{digest[:8]}.pth", ("https://x",), "t", "t", sha256_prefix=digest[:8], torch_hub=True
+        ),
+    )
+    reg.add("bad", weights.WeightsFile("bad", "bad-00000000.pth", ("https://x",), "t", "t", sha256_prefix="00000000"))
+    monkeypatch.setattr(weights, "WEIGHTS", reg)
+    assert weights.require("net") == hub / f"net-{digest[:8]}.pth"
+    assert weights.verify("net") == (True, digest)
+    src = tmp_path / "download.pth"
+    src.write_bytes(payload)
+    with pytest.raises(HashMismatchError, match="00000000"):
+        weights.import_file("bad", src)
+
+
+def test_files_without_a_direct_url_name_the_page_to_download_from():
+    with pytest.raises(MissingWeightsError) as err:
+        weights.require("fid_stats_ffhq512")
+    assert "inception_FFHQ_512-f7b384ab.pth" in str(err.value) and "BasicSR" in str(err.value)
+    with pytest.raises(MissingWeightsError, match="no direct download URL"):
+        weights.fetch("fid_stats_ffhq512")

@@ -1,0 +1,212 @@
+"""Score a folder of restored images, optionally against a folder of ground truth (`cfbench metrics`).
+
+Files are matched by name without extension (`00012.png` with `00012.jpg`); anything unmatched is an error that
+lists the names. Per-image metrics give one row per image; distribution metrics (FID) one value for the folder.
+GT-side FID statistics come from the feature cache when the same GT files were scored before with the same
+extractor and settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from cfbench.errors import BadInputError, MissingWeightsError
+from cfbench.imageio import IMAGE_EXTENSIONS, read_image
+from cfbench.metrics.base import DistributionMetric, FeatureStatistics, MetricSpec, PerImageMetric
+from cfbench.metrics.cache import FeatureCache, content_hash
+from cfbench.weights import require
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """A restored image and its ground truth (None for no-reference scoring), matched by stem."""
+
+    name: str
+    pred: Path
+    gt: Path | None
+
+
+@dataclass
+class BuiltMetric:
+    spec: MetricSpec
+    metric: PerImageMetric | DistributionMetric
+
+    @property
+    def column(self) -> str:
+        return getattr(self.metric, "column_name", self.spec.name)
+
+
+@dataclass
+class FolderScores:
+    """`per_image`: one row per image (column `file`, then one column per per-image metric);
+    `distribution`: one dict per distribution metric; `skipped`: metric name -> why it did not run."""
+
+    per_image: pd.DataFrame
+    distribution: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise BadInputError(f"folder not found: {folder}")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
+            if p.stem in found:
+                raise BadInputError(f"{folder} holds two images named {p.stem!r} ({found[p.stem].name}, {p.name})")
+            found[p.stem] = p
+    if not found:
+        raise BadInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
+    return found
+
+
+def _listing(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike | None = None) -> list[ImagePair]:
+    """Restored images of `pred_dir` matched by stem with those of `gt_dir`, sorted by stem."""
+    preds = _images_by_stem(Path(pred_dir))
+    if gt_dir is None:
+        return [ImagePair(p.name, p, None) for _, p in sorted(preds.items())]
+    gts = _images_by_stem(Path(gt_dir))
+    only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))
+    if only_pred or only_gt:
+        parts = [f"{len(only_pred)} restored image(s) have no GT ({_listing(only_pred)})"] if only_pred else []
+        parts += [f"{len(only_gt)} GT image(s) have no restored image ({_listing(only_gt)})"] if only_gt else []
+        raise BadInputError(f"files are matched by name: {'; '.join(parts)}")
+    return [ImagePair(preds[s].name, preds[s], gts[s]) for s in sorted(preds)]
+
+
+def build_metrics(
+    specs: Sequence[MetricSpec], device: torch.device | str, options: dict[str, Any] | None = None
+) -> tuple[list[BuiltMetric], dict[str, str]]:
+    """Build each metric with the options it declares; a metric whose weights are missing is skipped, with the
+    placement message, instead of failing the others."""
+    options = options or {}
+    built, skipped = [], {}
+    for spec in specs:
+        try:
+            for name in spec.weights:
+                require(name)
+            kwargs = {k: v for k, v in options.items() if k in spec.options and v is not None}
+            built.append(BuiltMetric(spec, spec.build(device, **kwargs)))
+        except MissingWeightsError as exc:
+            skipped[spec.name] = str(exc)
+    return built, skipped
+
+
+def _load_batch(paths: Sequence[Path]) -> torch.Tensor:
+    images = [read_image(p, require_rgb=True) for p in paths]
+    sizes = {tuple(im.shape[1:]) for im in images}
+    if len(sizes) > 1:
+        raise BadInputError(f"images of one folder must share a size; found {sorted(sizes)} among {_listing(paths)}")
+    return torch.stack(images)
+
+
+def _batches(pairs: Sequence[ImagePair], batch_size: int) -> list[list[ImagePair]]:
+    return [list(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)]
+
+
+def gt_files_hash(pairs: Sequence[ImagePair]) -> str:
+    """Content hash of the GT files in pair order (their bytes, so a re-encoded file counts as different)."""
+    return content_hash(p.gt.read_bytes() for p in pairs if p.gt is not None)
+
+
+def score_folders(
+    pairs: Sequence[ImagePair],
+    metrics: Sequence[BuiltMetric],
+    batch_size: int = 8,
+    cache: FeatureCache | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> FolderScores:
+    """Run every metric over `pairs`, batch by batch. `on_batch(n_done)` reports progress.
+
+    Distribution metrics with `ref == 'gt'` need GT statistics: taken from `cache` when present, otherwise
+    computed in the same pass and stored there.
+    """
+    has_gt = all(p.gt is not None for p in pairs)
+    _check_references(metrics, has_gt)
+    per_image = [m for m in metrics if isinstance(m.metric, PerImageMetric)]
+    dist = [m for m in metrics if isinstance(m.metric, DistributionMetric)]
+    pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
+    gt_stats, to_fill = _gt_statistics(pairs, dist, cache)
+    columns: dict[str, list[torch.Tensor]] = {m.column: [] for m in per_image}
+    done = 0
+    with torch.inference_mode():
+        for chunk in _batches(pairs, batch_size):
+            pred = _load_batch([p.pred for p in chunk])
+            gt = _load_batch([p.gt for p in chunk]) if has_gt else None
+            if gt is not None and pred.shape != gt.shape:
+                bad = [p.name for p in chunk if read_image(p.pred).shape != read_image(p.gt).shape]
+                raise BadInputError(f"restored and GT sizes differ for {_listing(bad)}; resize one side first")
+            for m in per_image:
+                columns[m.column].append(m.metric(pred, gt).cpu())
+            for m in dist:
+                pred_stats[m.column].add(m.metric.features(pred))
+                if m.column in to_fill:
+                    gt_stats[m.column].add(m.metric.features(gt))
+            done += len(chunk)
+            if on_batch:
+                on_batch(done)
+    for column, parts in to_fill.items():
+        if cache:
+            cache.save("fid_stats", parts, gt_stats[column].to_arrays())
+    table = pd.DataFrame({"file": [p.name for p in pairs]})
+    for column, values in columns.items():
+        table[column] = torch.cat(values).numpy()
+    distribution = [_finish(m, pred_stats[m.column], gt_stats.get(m.column), m.column in to_fill) for m in dist]
+    return FolderScores(table, distribution)
+
+
+def _check_references(metrics: Sequence[BuiltMetric], has_gt: bool) -> None:
+    for m in metrics:
+        if m.spec.needs_gt and not has_gt:
+            raise BadInputError(f"{m.spec.name} is full-reference: give a GT folder, or leave it out of --metrics")
+        if _uses_gt(m.metric) and not has_gt:
+            raise BadInputError(f"{m.column} compares with the GT set: give a GT folder or another --fid-ref")
+
+
+def _gt_statistics(
+    pairs: Sequence[ImagePair], dist: Sequence[BuiltMetric], cache: FeatureCache | None
+) -> tuple[dict[str, FeatureStatistics], dict[str, dict[str, Any]]]:
+    """GT statistics found in the cache, and the cache keys of those still to compute (empty accumulators)."""
+    stats: dict[str, FeatureStatistics] = {}
+    to_fill: dict[str, dict[str, Any]] = {}
+    users = [m for m in dist if _uses_gt(m.metric)]
+    gt_hash = gt_files_hash(pairs) if users else ""
+    for m in users:
+        parts = {**m.metric.cache_key(), "gt_content": gt_hash, "n": len(pairs)}
+        cached = cache.load("fid_stats", parts) if cache else None
+        if cached is None:
+            stats[m.column], to_fill[m.column] = FeatureStatistics(m.metric.dim), parts
+        else:
+            stats[m.column] = FeatureStatistics.from_arrays(cached)
+    return stats, to_fill
+
+
+def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | None, computed: bool) -> dict[str, Any]:
+    if gt is not None:
+        ref_mean, ref_cov, ref_from = gt.mean, gt.cov, "gt" if computed else "gt (cached)"
+    else:
+        ref_mean, ref_cov = m.metric.reference_statistics()
+        ref_from = str(m.metric.ref)
+    value = m.metric.distance(pred, ref_mean, ref_cov)
+    return {"metric": m.column, "value": value, "images": pred.n, "reference": ref_from, **_describe(m.metric)}
+
+
+def _uses_gt(metric: PerImageMetric | DistributionMetric) -> bool:
+    return getattr(metric, "ref", None) == "gt"
+
+
+def _describe(metric: DistributionMetric) -> dict[str, Any]:
+    key = metric.cache_key()
+    return {k: key[k] for k in ("resize",) if k in key}
