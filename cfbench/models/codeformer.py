@@ -114,6 +114,16 @@ class CodeFormerState:
     enc_feats: dict[int, torch.Tensor]
     lookup: str
 
+    def repeat(self, times: int) -> CodeFormerState:
+        """`times` copies of the batch stacked copy after copy (N * times faces), to decode one encoded batch at
+        several w in one call: copy i takes w[i * N : (i + 1) * N]. The logits are not copied (None)."""
+
+        def rep(t: torch.Tensor) -> torch.Tensor:
+            return t.repeat(times, *([1] * (t.ndim - 1)))
+
+        feats = {res: rep(f) for res, f in self.enc_feats.items()}
+        return CodeFormerState(rep(self.lq_feat), None, rep(self.indices), rep(self.quant_feat), feats, self.lookup)
+
 
 class CodeFormer(VQAutoEncoder):
     """CodeFormer. Inputs (N, 3, S, S) in [-1, 1] with S = config.img_size (512 for the official model).

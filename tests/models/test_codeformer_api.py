@@ -39,6 +39,17 @@ def test_tensor_w_equals_separate_calls(tiny_codeformer, tiny_batch):
             torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-5, atol=1e-5)
 
 
+def test_repeated_state_decodes_every_w_in_one_call(tiny_codeformer, tiny_batch):
+    ws = [0.0, 0.25, 1.0]
+    n = tiny_batch.shape[0]
+    with torch.no_grad():
+        state = tiny_codeformer.encode(tiny_batch)
+        many = tiny_codeformer.decode(state.repeat(len(ws)), torch.tensor(ws).repeat_interleave(n), adain=True)
+        for i, w in enumerate(ws):
+            one = tiny_codeformer.decode(state, w, adain=True)
+            torch.testing.assert_close(many[i * n : (i + 1) * n], one, rtol=1e-5, atol=5e-5)  # batch-size rounding
+
+
 def test_w_changes_the_output_and_w0_skips_fusion(tiny_codeformer, tiny_batch):
     calls = []
     hook = tiny_codeformer.fuse_convs_dict["32"].register_forward_hook(lambda *a: calls.append(1))
