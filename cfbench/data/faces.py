@@ -1,0 +1,139 @@
+"""Face images of a dataset -> float32 RGB (3, 512, 512) tensors in [0, 1], with the resize policy and its cache.
+
+Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
+
+- A 512x512 image is returned as decoded (`cfbench.imageio.read_image`: gray is repeated to 3 channels, an alpha
+  channel is dropped, 16-bit images are scaled by 1/65535).
+- A square image of another size is rounded to 8 bits and resized with OpenCV: `cv2.INTER_AREA` when shrinking
+  (e.g. 1024 CelebA-HQ/FFHQ ground truth), `cv2.INTER_CUBIC` when enlarging (saturated to 0..255). For 8-bit
+  files this equals ``cv2.resize(cv2.imread(path), (512, 512), interpolation=...)``.
+- A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
+
+A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
+keyed by the sha256 of the source file's bytes; later loads read that file instead of decoding and resizing the
+large source again. The first load returns exactly the pixels that the cache file holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from cfbench.errors import BadInputError
+from cfbench.imageio import read_image, write_image
+from cfbench.weights import cfbench_home
+
+FACE_SIZE = 512
+RESIZE_POLICY = "face512-u8-area-down-cubic-up-v1"
+
+
+class ImageSource(Protocol):
+    """Where one encoded image comes from: a file, or bytes in a Hugging Face dataset."""
+
+    label: str  # names the image in errors and in sample meta (a path, or dataset + row + column)
+
+    def read_bytes(self) -> bytes: ...
+
+    def decode(self, data: bytes) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """An image file on disk."""
+
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    def read_bytes(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            raise BadInputError(f"image file not found: {self.path} (was the dataset folder changed?)") from None
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        return read_image(self.path)  # its own errors name the file
+
+
+def decode_image_bytes(data: bytes, label: str) -> torch.Tensor:
+    """Decode encoded image bytes like `cfbench.imageio.read_image` decodes a file (same channel conversions)."""
+    buf = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise BadInputError(f"cannot decode {label}: not a readable image (corrupt, empty or unsupported format)")
+    if img.ndim == 2:
+        img = img[:, :, None].repeat(3, axis=2)
+    elif img.shape[2] == 2:  # gray + alpha
+        img = img[:, :, :1].repeat(3, axis=2)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+    scale = 65535.0 if img.dtype == np.uint16 else 255.0
+    return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def resize_cache_dir() -> Path:
+    """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>``."""
+    return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY
+
+
+def resize_cache_path(source_sha256: str) -> Path:
+    return resize_cache_dir() / source_sha256[:2] / f"{source_sha256}.png"
+
+
+def _from_uint8(arr: np.ndarray) -> torch.Tensor:
+    # the same arithmetic as read_image, so a resized face equals its cache file read back
+    return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).div_(255.0)
+
+
+def resize_face(img: torch.Tensor, size: int = FACE_SIZE) -> torch.Tensor:
+    """Resize a square (3, H, W) face in [0, 1] to (3, size, size): 8-bit, INTER_AREA down, INTER_CUBIC up."""
+    h, w = img.shape[-2:]
+    arr = img.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    interp = cv2.INTER_AREA if h > size else cv2.INTER_CUBIC
+    out = cv2.resize(arr, (size, size), interpolation=interp)
+    return _from_uint8(np.ascontiguousarray(out))
+
+
+def load_face(source: ImageSource, size: int = FACE_SIZE) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The face of `source` as (3, size, size) float32 RGB in [0, 1], and facts for the sample meta.
+
+    Decoding errors propagate as `BadInputError` naming the file. See the module docstring for the policy.
+    """
+    data = source.read_bytes()
+    digest = sha256_bytes(data)
+    cached = resize_cache_path(digest)
+    if cached.is_file():
+        try:
+            img = read_image(cached)
+        except BadInputError:
+            img = None  # a damaged cache entry is rebuilt below
+        if img is not None and tuple(img.shape) == (3, size, size):
+            return img, {"resized": True}
+    img = source.decode(data)
+    h, w = img.shape[-2:]
+    if (h, w) == (size, size):
+        return img, {"resized": False}
+    if h != w:
+        raise BadInputError(
+            f"{source.label} is {w}x{h}, not square: datasets hold aligned square face crops "
+            f"(FFHQ alignment, {size}x{size}); align and crop it first"
+        )
+    out = resize_face(img, size)
+    try:
+        write_image(cached, out)
+    except OSError:
+        pass  # a read-only cache only costs the resize next time
+    return out, {"resized": True, "source_size": [int(h), int(w)]}
