@@ -1,0 +1,336 @@
+"""The fidelity-vs-quality table of an eval run: per checkpoint and severity, a row per w.
+
+Each per-image metric gets its mean over the images of the group and a percentile bootstrap interval of that mean
+(Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13): the images of a group are resampled with
+replacement `n_boot` times with ``numpy.random.default_rng(seed)``, and the interval is the (1 - confidence) / 2 and
+(1 + confidence) / 2 percentiles of the resampled means. The generator is re-seeded for every group and metric,
+so a cell does not depend on which other groups are in the table, and groups with the same images (the w values of
+one checkpoint and severity) are resampled identically, i.e. paired. NaN values (a metric that failed on an
+image) are left out of that metric's mean and interval. Distribution metrics (FID) have one value per group, read
+from groups.parquet, without an interval. For every checkpoint, severity and metric the best w is marked, using the
+metric's direction (`{column: higher_is_better}`, from its `MetricSpec`); ties are all marked.
+
+Writers: `to_markdown` (best in bold), `to_csv` (plain numbers, ``<metric>_ci_low``/``_ci_high`` and
+``<metric>_best`` columns), `to_latex` (booktabs; best in \\textbf), `write_tables` (all three into a run dir),
+and `terminal_rows` / `rich_table` for the terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cfbench.atomic import atomic_write_bytes
+from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
+
+PER_IMAGE = "per-image"
+DISTRIBUTION = "distribution"
+KEY_COLUMNS = ("checkpoint", "severity", "w")
+
+
+@dataclass(frozen=True)
+class TableMetric:
+    name: str
+    higher_is_better: bool
+    kind: str  # PER_IMAGE or DISTRIBUTION
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+@dataclass
+class FidelityTable:
+    """`frame`: one row per (checkpoint, severity, w) with ``n_images``, and per metric its value (mean, or the
+    distribution value), ``<m>_ci_low``, ``<m>_ci_high`` (NaN for distribution metrics) and ``<m>_best``."""
+
+    frame: pd.DataFrame
+    metrics: list[TableMetric]
+    n_boot: int
+    seed: int
+    confidence: float
+    skipped: list[str] = field(default_factory=list)  # metrics in the directions that the run did not measure
+
+    def blocks(self) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+        """The rows per (checkpoint, severity), in table order."""
+        return [(key, block) for key, block in self.frame.groupby(["checkpoint", "severity"], sort=False)]
+
+    def note(self) -> str:
+        pct = f"{self.confidence * 100:g}%"
+        return (
+            f"Mean over images [{pct} percentile bootstrap interval, {self.n_boot} resamples, seed {self.seed}]; "
+            "best w per checkpoint, severity and metric in bold; ↑ higher is better, ↓ lower is better."
+        )
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of the finite `values` and its percentile bootstrap interval."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    boot = v[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(boot, [100 * alpha, 100 * (1 - alpha)])
+    return mean, float(low), float(high)
+
+
+def _read(frame_or_path: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    return frame_or_path if isinstance(frame_or_path, pd.DataFrame) else pd.read_parquet(frame_or_path)
+
+
+def build_table(
+    results: pd.DataFrame | str | os.PathLike,
+    groups: pd.DataFrame | str | os.PathLike,
+    directions: Mapping[str, bool],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> FidelityTable:
+    """The table from results.parquet and groups.parquet (frames or paths). `directions` maps each metric column
+    to show, in order, to higher_is_better; metrics in it that neither file has are listed in `skipped`."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    results, groups = _read(results), _read(groups)
+    metrics: list[TableMetric] = []
+    skipped: list[str] = []
+    for name, higher in directions.items():
+        if name in results.columns:
+            metrics.append(TableMetric(name, bool(higher), PER_IMAGE))
+        elif name in groups.columns:
+            metrics.append(TableMetric(name, bool(higher), DISTRIBUTION))
+        else:
+            skipped.append(name)
+
+    keys = list(KEY_COLUMNS)
+    results = results.sort_values([*keys, "image_id"], kind="mergesort")
+    group_values = groups.set_index(keys) if len(groups) else None
+    records: list[dict[str, Any]] = []
+    for (checkpoint, severity, w), rows in results.groupby(keys, sort=False):
+        record: dict[str, Any] = {"checkpoint": checkpoint, "severity": severity, "w": float(w)}
+        stored = None
+        if group_values is not None and (checkpoint, severity, w) in group_values.index:
+            stored = group_values.loc[(checkpoint, severity, w)]
+        record[N_IMAGES] = (
+            int(stored[N_IMAGES]) if stored is not None and N_IMAGES in stored else rows["image_id"].nunique()
+        )
+        for m in metrics:
+            if m.kind == PER_IMAGE:
+                mean, low, high = bootstrap_interval(rows[m.name].to_numpy(np.float64), n_boot, seed, confidence)
+            else:
+                mean = float(stored[m.name]) if stored is not None else math.nan
+                low = high = math.nan
+            record.update({m.name: mean, f"{m.name}_ci_low": low, f"{m.name}_ci_high": high})
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        frame = pd.DataFrame(columns=[*keys, N_IMAGES])
+    for m in metrics:
+        best = pd.Series(False, index=frame.index)
+        for _, block in frame.groupby(["checkpoint", "severity"], sort=False):
+            vals = block[m.name].astype(np.float64)
+            if vals.notna().any():
+                target = vals.max() if m.higher_is_better else vals.min()
+                best.loc[block.index] = vals == target
+        frame[f"{m.name}_best"] = best.astype(bool)
+    return FidelityTable(frame, metrics, n_boot, seed, confidence, skipped)
+
+
+def load_table(run_dir: str | os.PathLike, directions: Mapping[str, bool], **kwargs: Any) -> FidelityTable:
+    """`build_table` from the results.parquet and groups.parquet of a finished run dir."""
+    run_dir = Path(run_dir)
+    return build_table(run_dir / RESULTS, run_dir / GROUPS, directions, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+def _decimals(x: float) -> int:
+    """About four significant digits, at most four decimals: 31.52, 0.8123, 123.5, 1234."""
+    if not math.isfinite(x) or x == 0:
+        return 4
+    return int(min(4, max(0, 3 - math.floor(math.log10(abs(x))))))
+
+
+def _num(x: float, decimals: int) -> str:
+    return f"{x:.{decimals}f}" if math.isfinite(x) else "–"
+
+
+def _w(w: float) -> str:
+    return f"{w:g}"
+
+
+def _cells(row: pd.Series, m: TableMetric) -> tuple[str, str | None, bool]:
+    """(value, interval or None, is best) as plain text."""
+    value = float(row[m.name])
+    d = _decimals(value)
+    ci = None
+    if m.kind == PER_IMAGE and math.isfinite(value):
+        ci = f"{_num(float(row[f'{m.name}_ci_low']), d)}, {_num(float(row[f'{m.name}_ci_high']), d)}"
+    return _num(value, d), ci, bool(row[f"{m.name}_best"])
+
+
+_MD_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`"}
+
+
+def markdown_escape(text: str) -> str:
+    return "".join(_MD_SPECIAL.get(c, c) for c in str(text))
+
+
+def to_markdown(table: FidelityTable) -> str:
+    header = ["checkpoint", "severity", "w", "n"] + [f"{markdown_escape(m.name)} {m.arrow}" for m in table.metrics]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", ":---", "---:", "---:"] + ["---:"] * len(table.metrics)) + "|",
+    ]
+    for _, row in table.frame.iterrows():
+        cells = [markdown_escape(row["checkpoint"]), markdown_escape(row["severity"]), _w(row["w"]), str(row[N_IMAGES])]
+        for m in table.metrics:
+            value, ci, best = _cells(row, m)
+            value = f"**{value}**" if best else value
+            cells.append(f"{value} [{ci}]" if ci else value)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", table.note()]
+    if table.skipped:
+        lines.append(f"Not measured in this run: {', '.join(markdown_escape(s) for s in table.skipped)}.")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: FidelityTable) -> str:
+    columns = ["checkpoint", "severity", "w", N_IMAGES]
+    for m in table.metrics:
+        columns += [m.name, f"{m.name}_ci_low", f"{m.name}_ci_high", f"{m.name}_best"]
+    return table.frame[columns].to_csv(index=False, lineterminator="\n")
+
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    # a cell that starts with [ right after \\ or \midrule would be read as their optional argument
+    "[": "{[}",
+    "]": "{]}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """`text` as literal LaTeX text: the ten special characters, and brackets braced."""
+    return "".join(_TEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def to_latex(table: FidelityTable) -> str:
+    """A booktabs tabular (needs ``\\usepackage{booktabs}``); a \\midrule between checkpoint/severity blocks."""
+    spec = "llrr" + "r" * len(table.metrics)
+    up, down = r"$\uparrow$", r"$\downarrow$"
+    header = ["checkpoint", "severity", "$w$", "$n$"] + [
+        f"{latex_escape(m.name)} {up if m.higher_is_better else down}" for m in table.metrics
+    ]
+    lines = [
+        "% " + table.note().replace("↑", "(up)").replace("↓", "(down)"),
+        f"\\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+    ]
+    for _key, block in table.blocks():
+        lines.append(r"\midrule")
+        for _, row in block.iterrows():
+            cells = [latex_escape(row["checkpoint"]), latex_escape(row["severity"]), _w(row["w"]), str(row[N_IMAGES])]
+            for m in table.metrics:
+                value, ci, best = _cells(row, m)
+                value = f"\\textbf{{{value}}}" if best else value
+                value = value.replace("–", "--")
+                cells.append(f"{value}\\,{{\\scriptsize {{[}}{ci}{{]}}}}" if ci else value)
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(table: FidelityTable, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """table.md, table.csv and table.tex in `out_dir`, each written atomically."""
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex"}
+    atomic_write_bytes(paths["md"], to_markdown(table).encode())
+    atomic_write_bytes(paths["csv"], to_csv(table).encode())
+    atomic_write_bytes(paths["tex"], to_latex(table).encode())
+    return paths
+
+
+def terminal_rows(table: FidelityTable) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) in rich markup: text escaped, the best values in bold, intervals dimmed."""
+    from rich.markup import escape
+
+    headers = ["checkpoint", "severity", "w", "n"] + [f"{escape(m.name)} {m.arrow}" for m in table.metrics]
+    rows = []
+    for _, row in table.frame.iterrows():
+        cells = [escape(str(row["checkpoint"])), escape(str(row["severity"])), _w(row["w"]), str(row[N_IMAGES])]
+        for m in table.metrics:
+            value, ci, best = _cells(row, m)
+            value = f"[bold]{value}[/bold]" if best else value
+            cells.append(f"{value} [dim]{escape(f'[{ci}]')}[/dim]" if ci else value)
+        rows.append(cells)
+    return headers, rows
+
+
+def rich_table(table: FidelityTable, title: str | None = "fidelity vs quality") -> Any:
+    """A `rich.table.Table` of `terminal_rows`, a section line between checkpoint/severity blocks."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    headers, rows = terminal_rows(table)
+    out = Table(title=title, caption=escape(table.note()))
+    for i, h in enumerate(headers):
+        out.add_column(h, justify="left" if i < 2 else "right")
+    previous = None
+    for cells, (_, row) in zip(rows, table.frame.iterrows(), strict=True):
+        block = (row["checkpoint"], row["severity"])
+        if previous is not None and block != previous:
+            out.add_section()
+        previous = block
+        out.add_row(*cells)
+    return out
+
+
+__all__ = [
+    "DISTRIBUTION",
+    "PER_IMAGE",
+    "FidelityTable",
+    "TableMetric",
+    "bootstrap_interval",
+    "build_table",
+    "latex_escape",
+    "load_table",
+    "markdown_escape",
+    "rich_table",
+    "terminal_rows",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "write_tables",
+]
