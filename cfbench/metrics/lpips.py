@@ -1,0 +1,238 @@
+"""LPIPS v0.1 (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric", CVPR 2018).
+
+Equals `lpips.LPIPS(net=..., version='0.1')` of the `lpips` package 0.1.4 (https://github.com/richzhang/
+PerceptualSimilarity) to 1e-5, with our own module:
+
+1. the [0, 1] input is mapped to [-1, 1] once, here (the package expects [-1, 1] unless `normalize=True`; calling it
+   on [0, 1] images is a common source of wrong LPIPS numbers);
+2. the package's fixed per-channel scaling, (x - shift) / scale with shift (-0.030, -0.088, -0.188) and scale
+   (0.458, 0.448, 0.450);
+3. the torchvision ImageNet backbone's `features`, tapped at its ReLU outputs: AlexNet's five ReLUs (`features`
+   indices 1, 4, 7, 9, 11), VGG16's relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (indices 3, 8, 15, 22, 29);
+4. per tap, each feature vector divided by its L2 norm over channels plus 1e-10;
+5. the squared difference of the two images' normalised features, weighted per channel by the v0.1 linear head
+   (a 1x1 convolution to one channel without bias), averaged over space;
+6. the sum over the five taps: one value per image, 0 for identical images.
+
+Differences from the package: the input is [0, 1] (checked); the two images go through the backbone as one batch;
+the backbone is built only up to its last tap (the classifier and last pooling never affect the value); weights are
+never downloaded (`cfbench.weights.require` finds them or names the file and where to put it); fp32 only, and on
+CUDA with TF32 turned off so that GPU and CPU values agree.
+
+`lpips[vgg]` is the face-restoration papers' protocol (VQFR `metric_paper/calculate_lpips.py`, CodeFormer, GFPGAN);
+`lpips` is its alias. `lpips[alex]` is the package's default and the paper's recommended variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cfbench import weights
+from cfbench.errors import CheckpointError
+from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
+from cfbench.metrics.registry import register
+
+# The layers of torchvision's `features` up to the last tap: ("conv", in, out, kernel, stride, padding),
+# ("relu",) or ("pool", kernel, stride). Positions in these lists are the `features.<i>` indices of the checkpoints.
+_C, _R = "conv", ("relu",)
+_ALEX_LAYERS = [
+    (_C, 3, 64, 11, 4, 2), _R, ("pool", 3, 2),
+    (_C, 64, 192, 5, 1, 2), _R, ("pool", 3, 2),
+    (_C, 192, 384, 3, 1, 1), _R,
+    (_C, 384, 256, 3, 1, 1), _R,
+    (_C, 256, 256, 3, 1, 1), _R,
+]  # fmt: skip
+
+
+def _vgg16_layers() -> list[tuple]:
+    layers: list[tuple] = []
+    c_in = 3
+    for block, (width, convs) in enumerate([(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]):
+        if block:
+            layers.append(("pool", 2, 2))
+        for _ in range(convs):
+            layers += [(_C, c_in, width, 3, 1, 1), _R]
+            c_in = width
+    return layers
+
+
+NETS: dict[str, dict] = {
+    "alex": {
+        "layers": _ALEX_LAYERS,
+        "taps": (1, 4, 7, 9, 11),
+        "channels": (64, 192, 384, 256, 256),
+        "backbone": "alexnet",
+        "heads": "lpips_alex_lin",
+    },
+    "vgg": {
+        "layers": _vgg16_layers(),
+        "taps": (3, 8, 15, 22, 29),
+        "channels": (64, 128, 256, 512, 512),
+        "backbone": "vgg16",
+        "heads": "lpips_vgg_lin",
+    },
+}
+
+SHIFT = (-0.030, -0.088, -0.188)
+SCALE = (0.458, 0.448, 0.450)
+EPS = 1e-10  # added to the channel norm before dividing (the package's normalize_tensor)
+
+
+def _build_features(layers: list[tuple]) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for layer in layers:
+        if layer[0] == "conv":
+            _, c_in, c_out, k, s, p = layer
+            mods.append(nn.Conv2d(c_in, c_out, k, stride=s, padding=p))
+        elif layer[0] == "relu":
+            mods.append(nn.ReLU())
+        else:
+            mods.append(nn.MaxPool2d(layer[1], stride=layer[2]))
+    return nn.Sequential(*mods)
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from cfbench.models.checkpoint import load_state_dict_file
+
+    return load_state_dict_file(path)[0]
+
+
+def _match(path: Path, got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    """Raise a one-line CheckpointError unless `got` has exactly the keys and shapes of `want`."""
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    wrong = sorted(k for k in set(want) & set(got) if got[k].shape != want[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                more = f" ... and {len(keys) - 4} more" if len(keys) > 4 else ""
+                parts.append(f"{label}: {', '.join(keys[:4])}{more}")
+        raise CheckpointError(f"{path} does not fit the LPIPS network ({'; '.join(parts)})")
+
+
+class LPIPSNet(nn.Module):
+    """The LPIPS v0.1 network for `net` in ('alex', 'vgg'); `forward(pred, gt)` on [0, 1] images -> (N,).
+
+    Built empty (random weights); `load(backbone_path, heads_path)` fills it, strictly.
+    """
+
+    def __init__(self, net: str = "vgg") -> None:
+        super().__init__()
+        if net not in NETS:
+            raise ValueError(f"unknown LPIPS network {net!r}; use one of {', '.join(NETS)}")
+        cfg = NETS[net]
+        self.net = net
+        self.taps: tuple[int, ...] = cfg["taps"]
+        self.features = _build_features(cfg["layers"])
+        self.heads = nn.ParameterList([nn.Parameter(torch.zeros(1, c, 1, 1)) for c in cfg["channels"]])
+        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def load(self, backbone: Path, heads: Path) -> LPIPSNet:
+        """Load the torchvision backbone (`features.<i>.weight/bias`; other keys such as `classifier.*` are ignored)
+        and the v0.1 heads (`lin<k>.model.1.weight`); a key or shape mismatch raises CheckpointError."""
+        got = {k: v for k, v in _load_tensors(backbone).items() if k.startswith("features.")}
+        want = {f"features.{k}": v for k, v in self.features.state_dict().items()}
+        _match(backbone, got, want)
+        self.features.load_state_dict({k.removeprefix("features."): v for k, v in got.items()})
+        got = _load_tensors(heads)
+        want = {f"lin{i}.model.1.weight": h for i, h in enumerate(self.heads)}
+        _match(heads, got, want)
+        with torch.no_grad():
+            for i, h in enumerate(self.heads):
+                h.copy_(got[f"lin{i}.model.1.weight"])
+        return self
+
+    def normalized_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """[0, 1] images -> the unit-normalised activations at each tap."""
+        x = (images * 2 - 1 - self.shift) / self.scale
+        out = []
+        last = self.taps[-1]
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                out.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + EPS))
+            if i == last:
+                break
+        return out
+
+    def distance(self, feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -> torch.Tensor:
+        """The LPIPS value (N,) between two lists of `normalized_features`."""
+        total = 0
+        for a, b, w in zip(feats_a, feats_b, self.heads, strict=True):
+            total = total + ((a - b).pow(2) * w).sum(1).mean((1, 2))
+        return total
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        n = pred.shape[0]
+        feats = self.normalized_features(torch.cat([pred, gt]))
+        return self.distance([f[:n] for f in feats], [f[n:] for f in feats])
+
+
+@contextlib.contextmanager
+def no_tf32(device: torch.device) -> Iterator[None]:
+    """Turn TF32 off for cuDNN convolutions and CUDA matmuls inside the block (a no-op off CUDA)."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+class LPIPS(PerImageMetric):
+    """`lpips[<net>]`: LPIPS v0.1 of restored vs ground-truth images, (N,), lower is better.
+
+    Needs the torchvision backbone (`alexnet` / `vgg16` in `cfbench.weights`) and the linear heads shipped with the
+    `lpips` package (`lpips_alex_lin` / `lpips_vgg_lin`); a missing file raises MissingWeightsError naming it.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", net: str = "vgg") -> None:
+        super().__init__(device)
+        if net not in NETS:
+            raise ValueError(f"unknown LPIPS network {net!r}; use one of {', '.join(NETS)}")
+        self.spec = SPECS[net]
+        backbone = weights.require(NETS[net]["backbone"])
+        heads = weights.require(NETS[net]["heads"])
+        self.model = LPIPSNet(net).load(backbone, heads).to(self.device)
+
+    @property
+    def column_name(self) -> str:
+        return self.spec.name
+
+    @torch.no_grad()
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        with no_tf32(self.device):
+            return self.model(pred.float(), gt.float())
+
+
+def _spec(net: str) -> MetricSpec:
+    cfg = NETS[net]
+    label = {"alex": "AlexNet", "vgg": "VGG16"}[net]
+    return MetricSpec(
+        name=f"lpips[{net}]",
+        family="lpips",
+        backend=net,
+        kind=MetricKind.FULL_REFERENCE,
+        higher_is_better=False,
+        reference=f"lpips 0.1.4 LPIPS(net='{net}', version='0.1'), equal within 1e-5",
+        build=lambda device="cpu": LPIPS(device, net=net),
+        description=f"LPIPS v0.1 with the {label} backbone and the learned linear heads (perceptual distance)",
+        weights=(cfg["backbone"], cfg["heads"]),
+        value_range=(0.0, math.inf),
+    )
+
+
+SPECS: dict[str, MetricSpec] = {net: register(_spec(net)) for net in ("vgg", "alex")}
