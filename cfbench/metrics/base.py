@@ -68,6 +68,8 @@ def check_images(images: torch.Tensor, what: str = "images") -> None:
         raise BadInputError(f"{what} must be an RGB batch of shape (N, 3, H, W); got {shape}")
     if not images.is_floating_point():
         raise BadInputError(f"{what} must be a float tensor in [0, 1]; got {images.dtype} (divide uint8 by 255)")
+    if images.shape[0] == 0:
+        return  # nothing to check (and min/max of an empty tensor raise)
     if not torch.isfinite(images).all():
         raise BadInputError(f"{what} contain NaN or infinite values")
     lo, hi = float(images.min()), float(images.max())

@@ -1,0 +1,159 @@
+"""`cfbench metrics`: score a folder of restored faces (against a GT folder), and `cfbench metrics list`."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cfbench import weights
+from cfbench.atomic import atomic_write_bytes
+from cfbench.cli.common import console, pick_device, progress
+from cfbench.errors import BadInputError
+from cfbench.metrics import (
+    ALIASES,
+    METRICS,
+    FeatureCache,
+    FolderScores,
+    build_metrics,
+    pair_folders,
+    parse_metric_list,
+    score_folders,
+)
+
+DEFAULT_METRICS = "psnr,ssim,lpips,niqe,fid"
+
+
+def list_metrics(as_json: bool) -> None:
+    rows = [
+        {
+            "name": name,
+            "backend": spec.backend,
+            "kind": spec.kind.value,
+            "better": spec.direction,
+            "unit": spec.unit,
+            "weights": list(spec.weights),
+            "options": spec.options,
+            "input": spec.input,
+            "reference": spec.reference,
+        }
+        for name, spec in METRICS.items()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="metrics (--metrics a,b,...)")
+    for col in ("name", "kind", "better", "weights"):
+        table.add_column(col)
+    for r in rows:
+        missing = [n for n in r["weights"] if weights.locate(n) is None]
+        status = f"missing: {', '.join(missing)}" if missing else ("present" if r["weights"] else "-")
+        table.add_row(escape(r["name"]), r["kind"], r["better"], escape(status))
+    console.print(table)
+    console.print("aliases: " + ", ".join(f"{a} = {escape(t)}" for a, t in ALIASES.items()))
+    for r in rows:
+        console.print(f"[bold]{escape(r['name'])}[/]: {escape(r['reference'])}")
+
+
+def metrics_command(
+    pred_dir: str = typer.Argument(..., help="Folder of restored images, or 'list' to list the metrics."),
+    gt_dir: Path | None = typer.Argument(None, help="Folder of GT images, matched to the restored ones by name."),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        "-m",
+        help=f"Comma-separated metric names (see `cfbench metrics list`). Default: {DEFAULT_METRICS} "
+        "(only the no-reference ones without a GT folder).",
+        show_default=False,
+    ),
+    fid_ref: str = typer.Option("gt", help="FID reference: gt (the GT folder), ffhq512, or a statistics .npz/.pth."),
+    fid_resize: str | None = typer.Option(
+        None, help="FID resize mode: clean or legacy_pytorch. Default: clean, or the mode the statistics file used."
+    ),
+    crop_border: int = typer.Option(0, min=0, help="Pixels cropped on each side for PSNR/SSIM/NIQE (BasicSR)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="CSV of per-image values (file name first)."),
+    batch_size: int = typer.Option(8, min=1, help="Images per batch."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use and fill the GT feature cache."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Score restored faces with full-reference, no-reference and distribution metrics (pyiqa-style)."""
+    if pred_dir == "list" and gt_dir is None:
+        list_metrics(as_json)
+        return
+    specs = parse_metric_list(metrics or DEFAULT_METRICS)
+    if gt_dir is None and metrics is None:
+        specs = [s for s in specs if not s.needs_gt and not (s.family == "fid" and fid_ref == "gt")]
+    if not specs:
+        raise BadInputError("no metric left to compute; give a GT folder or choose --metrics")
+    pairs = pair_folders(pred_dir, gt_dir)
+    dev = pick_device(device)
+    built, skipped = build_metrics(
+        specs, dev, {"ref": fid_ref, "resize": fid_resize, "crop_border": crop_border or None}
+    )
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipped {escape(name)}[/]: {escape(why)}", soft_wrap=True)
+    start = time.perf_counter()
+    with progress() as bar:
+        task = bar.add_task("scoring", total=len(pairs), rate="")
+
+        def advance(done: int) -> None:
+            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} img/s")
+
+        scores = score_folders(
+            pairs, built, batch_size=batch_size, cache=FeatureCache() if cache else None, on_batch=advance
+        )
+    scores.skipped = skipped
+    _print_summary(scores)
+    if out is not None:
+        atomic_write_bytes(out, scores.per_image.to_csv(index=False).encode())
+        console.print(f"per-image values: {out}")
+        if scores.distribution:
+            dist_path = out.with_name(f"{out.stem}_distribution.csv")
+            atomic_write_bytes(dist_path, _distribution_csv(scores.distribution))
+            console.print(f"distribution metrics: {dist_path}")
+    if as_json:
+        means = {c: _json_number(scores.per_image[c].mean()) for c in scores.per_image.columns[1:]}
+        typer.echo(
+            json.dumps(
+                {
+                    "images": len(pairs),
+                    "mean": means,
+                    "distribution": scores.distribution,
+                    "skipped": skipped,
+                },
+                indent=2,
+            )
+        )
+
+
+def _json_number(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)
+
+
+def _distribution_csv(rows: list[dict]) -> bytes:
+    return pd.DataFrame(rows).to_csv(index=False).encode()
+
+
+def _print_summary(scores: FolderScores) -> None:
+    table = Table(title=f"{len(scores.per_image)} image(s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("over")
+    for column in scores.per_image.columns[1:]:
+        table.add_row(escape(column), f"{scores.per_image[column].mean():.4f}", "mean of images")
+    for row in scores.distribution:
+        table.add_row(escape(row["metric"]), f"{row['value']:.4f}", f"{row['images']} images vs {row['reference']}")
+    console.print(table)
+    for name in scores.skipped:
+        console.print(f"[yellow]not computed: {escape(name)}[/] (its weights are missing; see the message above)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics_command)
