@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -13,21 +12,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cfbench.errors import BadInputError
+from cfbench.devices import DEVICES, pick_device  # noqa: F401  (re-exported for the commands)
 
 console = Console(stderr=True)
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def pick_device(name: str) -> str:
-    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is a bad input."""
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise BadInputError(f"unknown device {name!r}; use one of {', '.join(DEVICES)} or cuda:N")
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"device {name!r} asked for, but no CUDA GPU is available; use --device cpu")
-    return name
 
 
 def progress() -> Progress:

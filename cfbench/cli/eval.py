@@ -1,0 +1,91 @@
+"""`cfbench eval`: the w x severity sweep over a dataset, into a resumable run directory, with the fidelity table."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import typer
+from rich.markup import escape
+
+from cfbench.cli.common import console, progress
+from cfbench.eval.config import load_sweep_config
+from cfbench.eval.runner import FidelityWeightSweep
+from cfbench.eval.tables import rich_table
+
+
+def eval_command(
+    dataset: str | None = typer.Option(
+        None, help="Dataset (`cfbench datasets list`). Default: demo.", show_default=False
+    ),
+    w: str | None = typer.Option(None, "--w", "-w", help="Fidelity weights: 0:1:0.1 (stop included) or 0,0.5,1."),
+    severity: str | None = typer.Option(
+        None, help="Severities: levels 0..4 (0,2 or 0:4), fractions, none, celeba-test."
+    ),
+    checkpoint: list[str] | None = typer.Option(
+        None, "--checkpoint", "-c", help="Weights name or file; repeat to compare checkpoints. Default: auto."
+    ),
+    metrics: str | None = typer.Option(None, help="Comma-separated metrics. Default: psnr,ssim,lpips[vgg],niqe,fid."),
+    fid_ref: str | None = typer.Option(None, help="FID reference: gt, ffhq512 or a statistics file."),
+    run_dir: str | None = typer.Option(None, help="Run directory (resumed if it holds this run). Default: derived."),
+    batch_size: int | None = typer.Option(None, min=1, help="Faces per forward pass."),
+    part_size: int | None = typer.Option(None, min=1, help="Faces per stored part (resume granularity; default 16)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N faces of the dataset."),
+    seed: int | None = typer.Option(None, help="Base seed of the synthesized degradations."),
+    data_root: str | None = typer.Option(None, help="Where the dataset's files are (default: $CFBENCH_DATA)."),
+    save_images: bool | None = typer.Option(None, "--save-images", help="Also write the restored faces as PNG."),
+    config: str | None = typer.Option(None, help="Sweep YAML file or bundled name (configs/sweeps/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
+) -> None:
+    """Restore a dataset at every w and severity, score every metric, store results and print the table."""
+    cfg = load_sweep_config(
+        config,
+        dataset=dataset,
+        w=w,
+        severity=severity,
+        checkpoints=tuple(checkpoint) if checkpoint else None,
+        metrics=metrics,
+        fid_ref=fid_ref,
+        run_dir=run_dir,
+        batch_size=batch_size,
+        part_size=part_size,
+        device=device,
+        limit=limit,
+        seed=seed,
+        data_root=data_root,
+        save_images=save_images,
+    )
+    sweep = FidelityWeightSweep(cfg, log=console.print)
+    console.print(
+        f"eval: {cfg.dataset} ({len(sweep.indices)} faces) x severity {list(sweep.severities)} x "
+        f"w {list(sweep.ws)} x checkpoint {sweep.checkpoints} on {sweep.device}; run dir {sweep.run_dir}",
+        soft_wrap=True,
+    )
+    for name, why in sweep.skipped.items():
+        console.print(f"[yellow]skipped {escape(name)}[/]: {escape(why)}", soft_wrap=True)
+    start = time.perf_counter()
+    with progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, rate="")
+            elapsed = time.perf_counter() - start
+            bar.update(tasks[stage], completed=done, rate=f"{done / elapsed:.2f} faces/s" if elapsed else "")
+
+        sweep.progress = report
+        result = sweep.run()
+    console.print(rich_table(result.table))
+    console.print(
+        f"{result.restored} face(s) restored at {len(sweep.ws)} w each ({result.faces_per_second:.2f} faces x w/s); "
+        f"results in {result.run_dir} (results.parquet, groups.parquet, table.md/csv/tex)"
+    )
+    if as_json:
+        groups = json.loads(pd.read_parquet(result.run_dir / "groups.parquet").to_json(orient="records"))
+        typer.echo(json.dumps({"run_dir": str(result.run_dir), "skipped": result.skipped, "groups": groups}, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

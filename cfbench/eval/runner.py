@@ -1,0 +1,283 @@
+"""`FidelityWeightSweep`: restore every face of a dataset at every fidelity weight w and severity, score it, store it.
+
+Per batch of LQ faces the encoder and transformer run once; the decoder runs once for all w values together (the
+encoded state repeated w times, one w per copy). Restored faces are rounded to 8 bits before scoring, because the
+published protocols score saved PNG files. Per-image metrics run on the whole (faces x w) batch; FID features are
+kept per (checkpoint, severity, w) group and the GT statistics come from the feature cache.
+
+Work is stored in parts of `part_size` faces (independent of --batch-size), each written atomically, so an
+interrupted run resumes at the first missing part and gives the same results as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cfbench import __version__, weights
+from cfbench.data import FaceDataset, get_dataset, with_severity
+from cfbench.devices import pick_device
+from cfbench.errors import BadInputError
+from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
+from cfbench.eval.spec import parse_severity_spec, parse_w_spec
+from cfbench.eval.store import PartKey, RunStore
+from cfbench.eval.tables import FidelityTable, build_table, write_tables
+from cfbench.imageio import write_image
+from cfbench.metrics import (
+    METRICS,
+    DistributionMetric,
+    FeatureCache,
+    FeatureStatistics,
+    MetricSpec,
+    PerImageMetric,
+    build_metrics,
+    parse_metric_list,
+)
+from cfbench.metrics.folders import BuiltMetric
+from cfbench.models.codeformer import CodeFormer
+from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
+
+# The metrics of a default run: the first variant of every family (the others are asked for by name).
+DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid")
+
+Progress = Callable[[str, int, int], None]  # (stage description, done, total)
+
+
+@dataclass
+class SweepResult:
+    run_dir: Path
+    table: FidelityTable
+    skipped: dict[str, str] = field(default_factory=dict)
+    faces_per_second: float = 0.0
+    restored: int = 0
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] images to the 8-bit grid, as writing and reading a PNG does."""
+    return images.clamp(0, 1).mul(255).round().div(255)
+
+
+def _checkpoint_label(spec: str) -> str:
+    return spec if spec in weights.WEIGHTS else Path(spec).stem
+
+
+def default_run_dir(config: SweepConfig) -> Path:
+    """`cfbench-runs/<dataset>-<hash of the result-changing options>`: the same command resumes the same run."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset).strip("_")[:40]
+    return Path("cfbench-runs") / f"{slug}-{config.result_hash()}"
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class FidelityWeightSweep:
+    """The grid w x severity x checkpoint over one dataset, run into a results store (see the module docstring)."""
+
+    def __init__(self, config: SweepConfig, progress: Progress | None = None, log: Callable[[str], None] = print):
+        self.config = config
+        self.progress = progress or (lambda *_: None)
+        self.log = log
+        self.ws = parse_w_spec(config.w)
+        self.severities = parse_severity_spec(config.severity)
+        self.device = pick_device(config.device)
+        if config.lookup not in ("transformer", "nearest"):
+            raise BadInputError(f"lookup must be 'transformer' or 'nearest', got {config.lookup!r}")
+        self.dataset = get_dataset(config.dataset, config.data_root)
+        n = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
+        if n == 0:
+            raise BadInputError(f"dataset {config.dataset!r} has no images (or --limit 0)")
+        self.indices = list(range(n))
+        self.checkpoints = [default_checkpoint() if c == DEFAULT_CHECKPOINT else c for c in config.checkpoints]
+        self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+        self.has_gt = self.dataset.has_gt
+        if "none" in self.severities and not self.dataset.has_lq:
+            raise BadInputError(f"severity 'none' uses the dataset's own LQ images, but {config.dataset!r} has none")
+        if not self.has_gt and any(s != "none" for s in self.severities):
+            raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
+        self.metrics, self.skipped = self._build_metrics()
+
+    def _build_metrics(self) -> tuple[list[BuiltMetric], dict[str, str]]:
+        cfg = self.config
+        specs = parse_metric_list(cfg.metrics) if cfg.metrics else [METRICS.get(n) for n in DEFAULT_METRICS]
+        skipped: dict[str, str] = {}
+        if not self.has_gt:
+            for s in specs:
+                if s.needs_gt or (s.family == "fid" and cfg.fid_ref == "gt"):
+                    skipped[s.name] = f"dataset {cfg.dataset!r} has no GT faces"
+            specs = [s for s in specs if s.name not in skipped]
+        options = {"ref": cfg.fid_ref, "resize": cfg.fid_resize, "crop_border": cfg.crop_border or None}
+        built, missing = build_metrics(specs, self.device, options)
+        return built, {**skipped, **missing}
+
+    @property
+    def directions(self) -> dict[str, bool]:
+        return {m.column: m.spec.higher_is_better for m in self.metrics}
+
+    def provenance(self) -> dict[str, Any]:
+        def metric_entry(m: BuiltMetric) -> dict[str, Any]:
+            spec: MetricSpec = m.spec
+            files = {n: weights.sha256_file(weights.require(n)) for n in spec.weights}
+            return {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}
+
+        ckpts = {}
+        for c in self.checkpoints:
+            path, _ = resolve_checkpoint(c)
+            ckpts[_checkpoint_label(c)] = {"source": c, "path": str(path), "sha256": weights.sha256_file(path)}
+        return {
+            "cfbench": __version__,
+            "git_revision": _git_revision(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "device": self.device,
+            "device_name": torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else "cpu",
+            "dataset": {**self.dataset.describe(), "content_hash": self.dataset.content_hash(), "n": len(self.indices)},
+            "checkpoints": ckpts,
+            "metrics": {m.column: metric_entry(m) for m in self.metrics},
+            "skipped_metrics": self.skipped,
+            "ws": list(self.ws),
+            "severities": list(self.severities),
+            "seed": self.config.seed,
+        }
+
+    def run(self) -> SweepResult:
+        store = RunStore(self.run_dir)
+        store.open(self.config.to_dict(), self.provenance(), ignore_keys=NON_RESULT_KEYS)
+        gt_stats = self._gt_statistics()
+        done = store.done_parts()
+        size = self.config.part_size
+        parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
+        total = len(self.checkpoints) * len(self.severities) * len(self.indices)
+        finished, restored, seconds = 0, 0, 0.0
+        for ckpt in self.checkpoints:
+            label = _checkpoint_label(ckpt)
+            net = load_restorer(ckpt, self.device)
+            for severity in self.severities:
+                data = with_severity(self.dataset, severity, seed=self.config.seed)
+                for p, indices in enumerate(parts):
+                    key = PartKey(label, severity, p)
+                    if key not in done:
+                        start = time.perf_counter()
+                        rows, codes, feats = self._run_part(net, data, indices, label, severity)
+                        store.write_part(key, rows, codes, feats)
+                        seconds += time.perf_counter() - start
+                        restored += len(indices)
+                    finished += len(indices)
+                    self.progress(f"{label} severity {severity}", finished, total)
+        distribution = self._distribution_rows(store, gt_stats)
+        columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
+        extra = {"directions": self.directions, "skipped_metrics": self.skipped}
+        store.finalize(distribution, columns, manifest_extra=extra)
+        table = build_table(self.run_dir / "results.parquet", self.run_dir / "groups.parquet", self.directions)
+        write_tables(table, self.run_dir)
+        rate = restored * len(self.ws) / seconds if seconds else 0.0
+        return SweepResult(self.run_dir, table, self.skipped, rate, restored)
+
+    def _run_part(
+        self, net: CodeFormer, data: FaceDataset, indices: Sequence[int], label: str, severity: str
+    ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[float, dict[str, np.ndarray]]]:
+        rows: list[dict[str, Any]] = []
+        codes: dict[str, np.ndarray] = {}
+        feats: dict[float, dict[str, list[torch.Tensor]]] = {w: {} for w in self.ws}
+        k = len(self.ws)
+        for b in range(0, len(indices), self.config.batch_size):
+            samples = [data.load(i) for i in indices[b : b + self.config.batch_size]]
+            n = len(samples)
+            lq = torch.stack([s.lq for s in samples]).to(self.device)
+            gt = torch.stack([s.gt for s in samples]).to(self.device) if self.has_gt else None
+            start = time.perf_counter()
+            with torch.inference_mode():
+                state = net.encode(lq * 2 - 1, lookup=self.config.lookup)
+                w_each = torch.tensor(self.ws, device=self.device).repeat_interleave(n)
+                out = net.decode(state.repeat(k), w_each, adain=self.config.adain)
+                restored = quantize((out.clamp(-1, 1) + 1) / 2)
+            model_ms = (time.perf_counter() - start) * 1000 / n
+            values = self._score(restored, gt, k)
+            with torch.inference_mode():
+                for m in self.metrics:
+                    if isinstance(m.metric, DistributionMetric):
+                        f = m.metric.features(restored).float().cpu()
+                        for i, w in enumerate(self.ws):
+                            feats[w].setdefault(m.column, []).append(f[i * n : (i + 1) * n])
+            for j, s in enumerate(samples):
+                codes[s.id] = state.indices[j].cpu().numpy()
+                meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
+                for i, w in enumerate(self.ws):
+                    row = {"image_id": s.id, "checkpoint": label, "severity": severity, "w": w}
+                    row.update({c: float(v[i * n + j]) for c, v in values.items()})
+                    rows.append({**row, "degradation": meta, "model_ms_per_face": model_ms})
+            if self.config.save_images:
+                self._save_images(restored, samples, label, severity)
+        features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
+        return pd.DataFrame(rows), codes, features
+
+    def _score(self, restored: torch.Tensor, gt: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
+        gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None
+        with torch.inference_mode():
+            return {
+                m.column: m.metric(restored, gt_k).cpu() for m in self.metrics if isinstance(m.metric, PerImageMetric)
+            }
+
+    def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
+        n = len(samples)
+        for i, w in enumerate(self.ws):
+            folder = self.run_dir / "images" / label / f"severity_{severity}" / f"w{w:g}"
+            for j, s in enumerate(samples):
+                write_image(folder / f"{s.id}.png", restored[i * n + j].cpu())
+
+    def _gt_statistics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(mean, cov) of every distribution metric's reference: the GT set (cached by content) or a stats file."""
+        out = {}
+        cache = FeatureCache()
+        for m in self.metrics:
+            if not isinstance(m.metric, DistributionMetric):
+                continue
+            if getattr(m.metric, "ref", None) != "gt":
+                out[m.column] = m.metric.reference_statistics()
+                continue
+            parts = {**m.metric.cache_key(), "dataset": self.dataset.content_hash(), "n": len(self.indices)}
+            cached = cache.load("fid_stats", parts)
+            if cached is None:
+                stats = FeatureStatistics(m.metric.dim)
+                for b in range(0, len(self.indices), self.config.batch_size):
+                    chunk = self.indices[b : b + self.config.batch_size]
+                    gt = torch.stack([self.dataset.load(i).gt for i in chunk]).to(self.device)
+                    with torch.inference_mode():
+                        stats.add(m.metric.features(gt))
+                    self.progress(f"GT features for {m.column}", b + len(chunk), len(self.indices))
+                cache.save("fid_stats", parts, stats.to_arrays())
+            else:
+                stats = FeatureStatistics.from_arrays(cached)
+                self.log(f"{m.column}: GT statistics from the cache")
+            out[m.column] = (stats.mean, stats.cov)
+        return out
+
+    def _distribution_rows(
+        self, store: RunStore, refs: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> list[dict[str, Any]]:
+        by_column = {m.column: m for m in self.metrics}
+        rows = []
+        for group, per_metric in sorted(store.merged_features().items()):
+            row: dict[str, Any] = {"checkpoint": group.checkpoint, "severity": group.severity, "w": group.w}
+            for column, stats in per_metric.items():
+                row[column] = by_column[column].metric.distance(stats, *refs[column])
+            rows.append(row)
+        return rows

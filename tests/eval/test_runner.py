@@ -1,0 +1,162 @@
+"""`cfbench eval` end to end on real faces with the bundled small checkpoint: values, resume after a kill, errors."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cfbench.cli import main
+from cfbench.data import get_dataset, with_severity
+from cfbench.errors import BadInputError
+from cfbench.eval.config import load_sweep_config
+from cfbench.eval.runner import FidelityWeightSweep, quantize
+from cfbench.metrics.psnr_ssim import PSNR
+from cfbench.restoration import load_restorer, restore_batch
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "metrics"
+
+
+@pytest.fixture
+def three_faces(tmp_path):
+    """A folder dataset with 3 of the real GT faces."""
+    root = tmp_path / "faces"
+    (root / "gt").mkdir(parents=True)
+    for p in sorted((FIXTURES / "gt").glob("*.png"))[:3]:
+        shutil.copy(p, root / "gt" / p.name)
+    return root
+
+
+def sweep_config(root, run_dir, **kw):
+    base = dict(
+        dataset=f"folder:{root}",
+        w="0,1",
+        severity="2",
+        checkpoints=("codeformer_tiny",),
+        metrics="psnr,ssim",
+        run_dir=str(run_dir),
+        device="cpu",
+        batch_size=2,
+    )
+    return load_sweep_config(None, **{**base, **kw})
+
+
+@pytest.mark.slow
+def test_results_equal_a_direct_computation_and_the_table_their_means(three_faces, tmp_path):
+    cfg = sweep_config(three_faces, tmp_path / "run", limit=2)
+    result = FidelityWeightSweep(cfg, log=lambda _: None).run()
+    rows = pd.read_parquet(result.run_dir / "results.parquet")
+    assert len(rows) == 2 * 2 and set(rows["w"]) == {0.0, 1.0}
+    data = with_severity(get_dataset(cfg.dataset), "2", seed=cfg.seed)
+    net = load_restorer("codeformer_tiny", "cpu")
+    psnr = PSNR()
+    for i in range(2):
+        sample = data.load(i)
+        for w in (0.0, 1.0):
+            with torch.inference_mode():
+                out = quantize(restore_batch(net, sample.lq[None], w))
+            want = float(psnr(out, sample.gt[None])[0])
+            got = rows[(rows.image_id == sample.id) & (rows.w == w)]["psnr"].item()
+            assert abs(got - want) < 2e-3, (sample.id, w, got, want)  # batch composition changes float rounding
+    groups = pd.read_parquet(result.run_dir / "groups.parquet")
+    for w, grp in rows.groupby("w"):
+        assert groups[groups.w == w]["psnr"].item() == pytest.approx(grp["psnr"].mean(), rel=1e-12)
+    table = (result.run_dir / "table.md").read_text()
+    assert "psnr" in table and "ssim" in table
+    codes = np.load(result.run_dir / "codes.npz")
+    assert codes["codes"].shape[-1] == 256
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["provenance"]["checkpoints"]["codeformer_tiny"]["sha256"]
+
+
+def _run_cli(args, env):
+    code = "import sys; from cfbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_results(three_faces, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [
+        "eval",
+        "--dataset",
+        f"folder:{three_faces}",
+        "--w",
+        "0,1",
+        "--severity",
+        "2",
+        "--checkpoint",
+        "codeformer_tiny",
+        "--metrics",
+        "psnr,ssim",
+        "--device",
+        "cpu",
+        "--part-size",
+        "1",
+    ]
+    killed = tmp_path / "killed"
+    proc = _run_cli([*args, "--run-dir", str(killed)], env)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((killed / "parts").glob("*.npz"))) < 1:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.parquet").exists()
+    done_before = len(list((killed / "parts").glob("*.npz")))
+    assert 1 <= done_before < 3
+    resumed = _run_cli([*args, "--run-dir", str(killed)], env)
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()[1].decode()[-2000:]
+    whole = _run_cli([*args, "--run-dir", str(tmp_path / "whole")], env)
+    assert whole.wait(timeout=300) == 0
+    a = pd.read_parquet(killed / "results.parquet").drop(columns=["model_ms_per_face"])
+    b = pd.read_parquet(tmp_path / "whole" / "results.parquet").drop(columns=["model_ms_per_face"])
+    assert len(a) == 3 * 2 and not a.duplicated(["image_id", "w"]).any()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_run_dir_with_another_config_is_refused(three_faces, tmp_path):
+    run = tmp_path / "run"
+    FidelityWeightSweep(sweep_config(three_faces, run, limit=1, w="0"), log=lambda _: None).run()
+    with pytest.raises(BadInputError, match=r'another config \(w: "0" -> "1"\)'):
+        FidelityWeightSweep(sweep_config(three_faces, run, limit=1, w="1"), log=lambda _: None).run()
+    FidelityWeightSweep(sweep_config(three_faces, run, limit=1, w="0", batch_size=1), log=lambda _: None).run()
+
+
+def test_cli_errors_are_one_line_with_exit_2(three_faces, tmp_path, capsys):
+    assert main(["eval", "--dataset", f"folder:{tmp_path / 'nowhere'}", "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["eval", "--dataset", f"folder:{three_faces}", "--w", "0:1:0", "--run-dir", str(tmp_path / "r")]) == 2
+    assert main(["eval", "--dataset", "celeba-tset", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "celeba-test" in err[2]  # the close match is suggested
+
+
+def test_unreadable_face_names_the_file(three_faces, tmp_path):
+    (three_faces / "gt" / "broken.png").write_bytes(b"not a png")
+    cfg = sweep_config(three_faces, tmp_path / "run")
+    with pytest.raises(BadInputError, match="broken.png"):
+        FidelityWeightSweep(cfg, log=lambda _: None).run()
+
+
+def test_sweep_config_yaml_and_overrides(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("dataset: demo\nw: 0.5\nseverity: 2\ncheckpoints: codeformer_tiny\n")
+    cfg = load_sweep_config(path, batch_size=3)
+    assert (cfg.w, cfg.severity, cfg.checkpoints, cfg.batch_size) == ("0.5", "2", ("codeformer_tiny",), 3)
+    path.write_text("datset: demo\n")
+    with pytest.raises(BadInputError, match="unknown key"):
+        load_sweep_config(path)
+    with pytest.raises(BadInputError, match="unknown sweep config"):
+        load_sweep_config("nope")
