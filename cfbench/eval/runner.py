@@ -198,17 +198,17 @@ class FidelityWeightSweep:
         codes: dict[str, np.ndarray] = {}
         feats: dict[float, dict[str, list[torch.Tensor]]] = {w: {} for w in self.ws}
         k = len(self.ws)
-        for b in range(0, len(indices), self.config.batch_size):
-            samples = [data.load(i) for i in indices[b : b + self.config.batch_size]]
+        # --batch-size bounds the faces per decode call (memory); they are spent on all w of fewer faces.
+        per_encode = max(1, self.config.batch_size // k)
+        for b in range(0, len(indices), per_encode):
+            samples = [data.load(i) for i in indices[b : b + per_encode]]
             n = len(samples)
             lq = torch.stack([s.lq for s in samples]).to(self.device)
             gt = torch.stack([s.gt for s in samples]).to(self.device) if self.has_gt else None
             start = time.perf_counter()
             with torch.inference_mode():
                 state = net.encode(lq * 2 - 1, lookup=self.config.lookup)
-                w_each = torch.tensor(self.ws, device=self.device).repeat_interleave(n)
-                out = net.decode(state.repeat(k), w_each, adain=self.config.adain)
-                restored = quantize((out.clamp(-1, 1) + 1) / 2)
+                restored = quantize(self._decode_all_w(net, state, n))
             model_ms = (time.perf_counter() - start) * 1000 / n
             values = self._score(restored, gt, k)
             with torch.inference_mode():
@@ -228,6 +228,17 @@ class FidelityWeightSweep:
                 self._save_images(restored, samples, label, severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
         return pd.DataFrame(rows), codes, features
+
+    def _decode_all_w(self, net: CodeFormer, state: Any, n: int) -> torch.Tensor:
+        """Restored faces in [0, 1] for every w, w-major: rows i * n .. (i + 1) * n - 1 are w = ws[i]."""
+        per_call = max(1, self.config.batch_size // n)
+        outs = []
+        for c in range(0, len(self.ws), per_call):
+            ws = self.ws[c : c + per_call]
+            w_each = torch.tensor(ws, device=self.device).repeat_interleave(n)
+            out = net.decode(state.repeat(len(ws)) if len(ws) > 1 else state, w_each, adain=self.config.adain)
+            outs.append((out.clamp(-1, 1) + 1) / 2)
+        return torch.cat(outs)
 
     def _score(self, restored: torch.Tensor, gt: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
         gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None
