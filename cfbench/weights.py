@@ -145,6 +145,51 @@ for _entry in (
         "small demo CodeFormer trained on CPU by cfbench; see cfbench/weights_bundled/MODEL_CARD.md",
         bundled=True,
     ),
+    WeightsFile(
+        "dlib_shape_predictor_68",
+        "shape_predictor_68_face_landmarks.dat",
+        (),
+        "trained by dlib (Boost) on iBUG 300-W, whose licence excludes commercial use",
+        "dlib 68-point face landmark predictor (iBUG 300-W order); ships in face-recognition-models",
+        package_file=("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"),
+        page="https://pypi.org/project/face-recognition-models/ (pip install face-recognition-models)",
+    ),
+    WeightsFile(
+        "dlib_shape_predictor_5",
+        "shape_predictor_5_face_landmarks.dat",
+        (),
+        "CC0 (dlib models)",
+        "dlib 5-point face landmark predictor (eye corners, nose bottom); ships in face-recognition-models",
+        package_file=("face_recognition_models", "models/shape_predictor_5_face_landmarks.dat"),
+        page="https://pypi.org/project/face-recognition-models/ (pip install face-recognition-models)",
+    ),
+    WeightsFile(
+        "dlib_face_recognition_resnet",
+        "dlib_face_recognition_resnet_model_v1.dat",
+        (),
+        "CC0 (dlib models)",
+        "dlib 128-D face descriptor (ResNet metric learning); ships in face-recognition-models",
+        package_file=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
+        page="https://pypi.org/project/face-recognition-models/ (pip install face-recognition-models)",
+    ),
+    WeightsFile(
+        "dlib_mmod_detector",
+        "mmod_human_face_detector.dat",
+        (),
+        "CC0 (dlib models)",
+        "dlib mmod CNN face detector; ships in face-recognition-models",
+        package_file=("face_recognition_models", "models/mmod_human_face_detector.dat"),
+        page="https://pypi.org/project/face-recognition-models/ (pip install face-recognition-models)",
+    ),
+    WeightsFile(
+        "arcface_resnet18",
+        "arcface_resnet18.pth",
+        ("https://github.com/TencentARC/GFPGAN/releases/download/v0.1.0/arcface_resnet18.pth",),
+        "GFPGAN release asset (repository Apache-2.0); trained by ronghuaiyang/arcface-pytorch, licence not verified",
+        "ArcFace ResNet-18 (IRBlock, use_se=False, gray 128x128) of the GFPGAN/VQFR identity protocol; "
+        "keys may carry a 'module.' prefix",
+        model="arcface_resnet18",
+    ),
 ):
     WEIGHTS.add(_entry.name, _entry)
 

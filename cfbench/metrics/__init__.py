@@ -1,7 +1,7 @@
 """The metrics harness: registered metrics (`METRICS`), per-image and distribution interfaces, the GT feature cache
 and folder scoring. Importing this package registers every metric; heavy backends load lazily when built."""
 
-from cfbench.metrics import fid, lpips, niqe, psnr_ssim  # noqa: F401  (registration side effect)
+from cfbench.metrics import fid, identity, landmarks, lpips, niqe, psnr_ssim  # noqa: F401  (registration side effect)
 from cfbench.metrics.base import (
     DistributionMetric,
     FeatureStatistics,

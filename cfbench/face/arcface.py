@@ -1,0 +1,147 @@
+"""ArcFace ResNet-18 of the GFPGAN / VQFR identity protocol ("Deg."), our own module with the same state_dict.
+
+Architecture (facts from GFPGAN `ResNetArcFace(block='IRBlock', layers=[2, 2, 2, 2], use_se=False)`, a port of
+ronghuaiyang/arcface-pytorch `resnet_face18`; checked key for key and shape for shape against
+shared/reference/manifest_arcface_resnet18.json by the tests): input 1x128x128 gray in [-1, 1]; stem conv 3x3
+1->64 (no bias), BN, PReLU (one parameter), max-pool 2x2; four stages of two IRBlocks (64, 128, 256, 512 channels,
+strides 1, 2, 2, 2; 64 -> 8 pixels); IRBlock = BN -> conv 3x3 (in->in) -> BN -> PReLU -> conv 3x3 (in->out, stride)
+-> BN, plus the shortcut (1x1 conv + BN where the shape changes), then the same PReLU; head BN(512) -> dropout (off
+in eval) -> flatten 32768 -> Linear(32768, 512) -> BN1d(512). The 512-D output is not L2-normalised.
+
+Weights: `arcface_resnet18` of the weights registry (GFPGAN's release `arcface_resnet18.pth`); VQFR's
+`resnet18_110.pth` holds the same keys with a `module.` prefix (stripped here, strict load). That the two files hold
+the same weights is not verified.
+
+Preprocessing variants (`PREPROCESS`), named, because they give different numbers:
+
+- `vqfr` (default; the VQFR paper numbers, `metric_paper/calculate_cos_dist.py`): the [0, 1] image is rounded to
+  uint8 (as when saved as PNG), converted to gray with OpenCV's fixed-point 0.299 R + 0.587 G + 0.114 B
+  (`cv2.cvtColor`; VQFR reads the file with `cv2.imread(path, 0)`, whose PNG gray differs from cvtColor by at most
+  1 level on some pixels, and for JPEG files is the JPEG Y plane), resized to 128x128 with `cv2.resize`
+  INTER_LINEAR (no antialiasing), then (x - 127.5) / 127.5.
+- `gfpgan` (GFPGAN's `gray_resize_for_identity`, training loss): float [-1, 1] RGB -> gray 0.2989 R + 0.5870 G +
+  0.1140 B -> `F.interpolate` to 128x128, bilinear, align_corners=False; no rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfbench import weights
+from cfbench.errors import CheckpointError
+
+INPUT_SIZE = 128
+EMBEDDING_DIM = 512
+
+
+class IRBlock(nn.Module):
+    """The improved residual block (BN first, PReLU shared by the inner activation and the output)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(inplanes)
+        self.conv1 = nn.Conv2d(inplanes, inplanes, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.prelu = nn.PReLU()
+        self.conv2 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(self.prelu(self.bn1(self.conv1(self.bn0(x))))))
+        skip = x if self.downsample is None else self.downsample(x)
+        return self.prelu(out + skip)
+
+
+class ResNetArcFace(nn.Module):
+    """ResNet-18 face embedding (use_se=False): (N, 1, 128, 128) in [-1, 1] -> (N, 512)."""
+
+    def __init__(self, layers: tuple[int, ...] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.prelu = nn.PReLU()
+        self.maxpool = nn.MaxPool2d(2, 2)
+        inplanes = 64
+        for i, (planes, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2), strict=True)):
+            blocks = []
+            for j in range(layers[i]):
+                blocks.append(IRBlock(inplanes, planes, stride if j == 0 else 1))
+                inplanes = planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.bn4 = nn.BatchNorm2d(512)
+        self.dropout = nn.Dropout(0.5)
+        self.fc5 = nn.Linear(512 * 8 * 8, EMBEDDING_DIM)
+        self.bn5 = nn.BatchNorm1d(EMBEDDING_DIM)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1:] != (1, INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"ResNetArcFace expects (N, 1, 128, 128); got {tuple(x.shape)}")
+        x = self.maxpool(self.prelu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.dropout(self.bn4(x))
+        return self.bn5(self.fc5(x.flatten(1)))
+
+
+def preprocess_vqfr(images: torch.Tensor) -> torch.Tensor:
+    """`vqfr` variant (module docstring): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
+    u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = []
+    for img in u8:
+        gray = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+        gray = cv2.resize(gray, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+        out.append((gray.astype(np.float32) - 127.5) / 127.5)
+    return torch.from_numpy(np.stack(out))[:, None].to(images.device)
+
+
+GFPGAN_GRAY = (0.2989, 0.5870, 0.1140)
+
+
+def preprocess_gfpgan(images: torch.Tensor) -> torch.Tensor:
+    """`gfpgan` variant (module docstring): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
+    x = images.float() * 2 - 1
+    w = torch.tensor(GFPGAN_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    gray = (x * w).sum(1, keepdim=True)
+    return F.interpolate(gray, (INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+
+
+PREPROCESS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"vqfr": preprocess_vqfr, "gfpgan": preprocess_gfpgan}
+
+
+def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the `module.` prefix that DataParallel checkpoints (resnet18_110.pth) carry."""
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+
+
+def load_arcface(state_dict: dict[str, torch.Tensor] | None = None) -> ResNetArcFace:
+    """A ResNetArcFace in eval mode with `state_dict`, or with the registered `arcface_resnet18` file (raises
+    MissingWeightsError naming the file, its URL and where to put it when absent). Strict: a key or shape mismatch
+    raises CheckpointError."""
+    net = ResNetArcFace()
+    if state_dict is None:
+        path = weights.require("arcface_resnet18")
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+            raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from exc
+        if isinstance(state_dict, dict) and "params" in state_dict and isinstance(state_dict["params"], dict):
+            state_dict = state_dict["params"]
+    state_dict = strip_module_prefix(state_dict)
+    want = net.state_dict()
+    missing, unexpected = sorted(set(want) - set(state_dict)), sorted(set(state_dict) - set(want))
+    bad = [k for k in want if k in state_dict and tuple(state_dict[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or bad:
+        raise CheckpointError(
+            f"not an ArcFace ResNet-18 (use_se=False) state_dict: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"wrong shapes {bad[:3]}"
+        )
+    net.load_state_dict(state_dict, strict=True)
+    return net.eval()

@@ -1,0 +1,207 @@
+"""Identity similarity of restored and GT faces: `identity_cos[<backend>]` (cosine of the identity embeddings,
+higher is better, 1 for identical faces) and `deg[<backend>]` (the same as an angle, arccos(cos) in degrees, the
+papers' "Deg.", lower is better, 0 for identical faces). The backend is in the column name; backends are never
+substituted for one another.
+
+`dlib` (offline): the 128-D dlib descriptor (`cfbench.face.dlib_backend`). Protocol, ours (no paper uses it):
+
+1. inputs float32 RGB NCHW in [0, 1] are converted to uint8 RGB (x * 255, rounded, as when saved as PNG);
+2. the face box is found on the GT image with dlib's HOG detector (no upsampling; one 2x upsampling step only if
+   nothing is found, for small images); with several faces, the largest box is used (aligned crops: the main face);
+3. the same GT box is used for the restored image (option `boxes="gt"`, the default), so detector jitter on the
+   restored image cannot change the score; with `boxes="each"` (column `identity_cos[dlib,each]`) the restored
+   image gets its own detection, and a restored image without a face is missing;
+4. descriptor of each image in that box (dlib's 5-point chip alignment), cos = dot / (|a| |b|), clipped to [-1, 1],
+   deg = degrees(arccos(cos)).
+
+A row whose face is not found is NaN (missing), never 0 or a fallback box; `missing` counts them per metric object.
+
+`arcface` (the GFPGAN/VQFR protocol): see `cfbench.face.arcface`. The whole image is the face (no detection), so no
+row is missing. VQFR leaves pairs with deg < 1 out of its mean (they count as "identical"); this is a report-level
+choice: every row is kept here, and `vqfr_deg_mean` gives VQFR's aggregate from the per-image column.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from cfbench.errors import BadInputError
+from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
+from cfbench.metrics.registry import register
+
+BOX_MODES = ("gt", "each")
+
+
+def cos_to_deg(cos: torch.Tensor) -> torch.Tensor:
+    """arccos in degrees, cos clipped to [-1, 1] first (NaN stays NaN)."""
+    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+
+
+def vqfr_deg_mean(deg: Any, threshold: float = 1.0) -> tuple[float, int]:
+    """VQFR's reported Deg: the mean of the finite per-image degrees that are >= `threshold`, and the number of
+    pairs it left out as "identical" (deg < threshold). NaN rows (missing faces) are not counted in either."""
+    d = np.asarray(deg, np.float64)
+    d = d[np.isfinite(d)]
+    kept = d[d >= threshold]
+    return (float(kept.mean()) if kept.size else math.nan), int((d < threshold).sum())
+
+
+def _largest(faces: list) -> Any:
+    return max(faces, key=lambda f: f.box.area) if faces else None
+
+
+def dlib_gt_face(backend: Any, image: np.ndarray) -> Any:
+    """The face used for a GT image: HOG without upsampling, then with one 2x step if none; the largest box."""
+    faces = backend.analyze(image, 0) or backend.analyze(image, 1)
+    return _largest(faces)
+
+
+class _DlibPairMetric(PerImageMetric):
+    """Shared by the dlib identity and landmark metrics: per pair, the GT face and the face of the restored image
+    (the GT box, or its own detection), or None when missing."""
+
+    family: str
+
+    def __init__(self, device: torch.device | str = "cpu", boxes: str = "gt") -> None:
+        super().__init__(device)
+        if boxes not in BOX_MODES:
+            raise BadInputError(f"boxes must be one of {', '.join(BOX_MODES)}; got {boxes!r}")
+        from cfbench.face import get_backend
+
+        self.boxes = boxes
+        self.backend = get_backend("dlib")
+        self.missing = 0  # rows returned as NaN so far (face not found)
+
+    @property
+    def column_name(self) -> str:
+        return self.spec.name if self.boxes == "gt" else f"{self.family}[dlib,{self.boxes}]"
+
+    def _pairs(self, pred: torch.Tensor, gt: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, Any, Any]]:
+        from cfbench.face.backends import as_uint8_rgb
+
+        out = []
+        for p, g in zip(pred.cpu(), gt.cpu(), strict=True):
+            p8, g8 = as_uint8_rgb(p), as_uint8_rgb(g)
+            gface = dlib_gt_face(self.backend, g8)
+            if gface is None:
+                pface = None
+            elif self.boxes == "gt":
+                pface = gface.box
+            else:
+                found = dlib_gt_face(self.backend, p8)
+                pface = found.box if found is not None else None
+            out.append((p8, g8, gface, pface))
+        return out
+
+
+class DlibIdentity(_DlibPairMetric):
+    """`identity_cos[dlib]` or `deg[dlib]` (module docstring)."""
+
+    def __init__(self, device: torch.device | str = "cpu", family: str = "identity_cos", boxes: str = "gt") -> None:
+        self.family = family
+        self.spec = SPECS[family, "dlib"]
+        super().__init__(device, boxes)
+
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        cos = []
+        for p8, g8, gface, pbox in self._pairs(pred, gt):
+            if gface is None or pbox is None:
+                cos.append(math.nan)
+                self.missing += 1
+                continue
+            a = self.backend.descriptor(g8, gface.box)
+            b = self.backend.descriptor(p8, pbox)
+            cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
+        c = torch.tensor(cos, dtype=torch.float64).clamp(-1.0, 1.0)
+        return c if self.family == "identity_cos" else cos_to_deg(c)
+
+
+class ArcFaceIdentity(PerImageMetric):
+    """`identity_cos[arcface]` or `deg[arcface]`: ArcFace ResNet-18 embeddings (see `cfbench.face.arcface`)."""
+
+    def __init__(
+        self,
+        device: torch.device | str = "cpu",
+        family: str = "identity_cos",
+        preprocess: str = "vqfr",
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__(device)
+        from cfbench.face import arcface
+
+        if preprocess not in arcface.PREPROCESS:
+            raise BadInputError(f"unknown arcface preprocessing {preprocess!r}; use {', '.join(arcface.PREPROCESS)}")
+        self.family = family
+        self.preprocess = preprocess
+        self.spec = SPECS[family, "arcface"]
+        self.net = arcface.load_arcface(state_dict).to(self.device).eval()
+        self._arcface = arcface
+
+    @property
+    def column_name(self) -> str:
+        return self.spec.name if self.preprocess == "vqfr" else f"{self.family}[arcface,{self.preprocess}]"
+
+    @torch.no_grad()
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        prep = self._arcface.PREPROCESS[self.preprocess]
+        fp = self.net(prep(pred).to(self.device)).double()
+        fg = self.net(prep(gt).to(self.device)).double()
+        c = torch.nn.functional.cosine_similarity(fp, fg, dim=1, eps=1e-12).clamp(-1.0, 1.0)
+        return c if self.family == "identity_cos" else cos_to_deg(c)
+
+
+_DESCRIPTIONS = {
+    "dlib": "dlib 128-D face descriptors (HOG box of the GT, 5-point chip), offline",
+    "arcface": "ArcFace ResNet-18 (GFPGAN arcface_resnet18.pth), gray 128x128, whole image (GFPGAN/VQFR protocol)",
+}
+_REFERENCES = {
+    "dlib": "cfbench's own protocol on dlib 20 face_recognition_model_v1 (no published reference numbers)",
+    "arcface": "VQFR metric_paper/calculate_cos_dist.py (gray 128x128, [-1,1]), every row kept (no deg<1 exclusion)",
+}
+
+
+def _spec(family: str, backend: str) -> MetricSpec:
+    is_cos = family == "identity_cos"
+    if backend == "dlib":
+
+        def build(device="cpu", boxes="gt"):
+            return DlibIdentity(device, family=family, boxes=boxes)
+
+        options, weights = (
+            {"boxes": "gt"},
+            (
+                "dlib_shape_predictor_68",
+                "dlib_shape_predictor_5",
+                "dlib_face_recognition_resnet",
+            ),
+        )
+    else:
+
+        def build(device="cpu", preprocess="vqfr"):
+            return ArcFaceIdentity(device, family=family, preprocess=preprocess)
+
+        options, weights = {"preprocess": "vqfr"}, ("arcface_resnet18",)
+    what = "cosine similarity" if is_cos else "angle in degrees (arccos of the cosine similarity)"
+    return MetricSpec(
+        name=f"{family}[{backend}]",
+        family=family,
+        backend=backend,
+        kind=MetricKind.FULL_REFERENCE,
+        higher_is_better=is_cos,
+        reference=_REFERENCES[backend],
+        build=build,
+        description=f"identity {what} of restored vs GT: {_DESCRIPTIONS[backend]}; NaN where no face is found",
+        weights=weights,
+        options=options,
+        value_range=(-1.0, 1.0) if is_cos else (0.0, 180.0),
+        unit="" if is_cos else "deg",
+    )
+
+
+SPECS: dict[tuple[str, str], MetricSpec] = {
+    (f, b): register(_spec(f, b)) for f in ("identity_cos", "deg") for b in ("dlib", "arcface")
+}
