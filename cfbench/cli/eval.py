@@ -58,6 +58,9 @@ def eval_command(
         save_images=save_images,
     )
     sweep = FidelityWeightSweep(cfg, log=console.print)
+    if sweep.rank != 0:  # another process of a torchrun run: it works silently, rank 0 reports
+        sweep.run()
+        return
     console.print(
         f"eval: {cfg.dataset} ({len(sweep.indices)} faces) x severity {list(sweep.severities)} x "
         f"w {list(sweep.ws)} x checkpoint {sweep.checkpoints} on {sweep.device}; run dir {sweep.run_dir}",

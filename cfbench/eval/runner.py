@@ -12,6 +12,7 @@ interrupted run resumes at the first missing part and gives the same results as 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import subprocess
@@ -28,11 +29,14 @@ import torch
 from cfbench import __version__, weights
 from cfbench.data import FaceDataset, get_dataset, with_severity
 from cfbench.devices import pick_device
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
+from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
+from cfbench.face import get_backend
+from cfbench.face.pose import head_pose
 from cfbench.imageio import write_image
 from cfbench.metrics import (
     METRICS,
@@ -49,7 +53,7 @@ from cfbench.models.codeformer import CodeFormer
 from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
 
 # The metrics of a default run: the first variant of every family (the others are asked for by name).
-DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid")
+DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
 
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
 
@@ -78,6 +82,14 @@ def default_run_dir(config: SweepConfig) -> Path:
     return Path("cfbench-runs") / f"{slug}-{config.result_hash()}"
 
 
+def _pose_backend() -> tuple[Any, str]:
+    """The dlib backend for GT head pose, or None and why (dlib or its models are optional)."""
+    try:
+        return get_backend("dlib"), "dlib 68 landmarks + solvePnP (cfbench.face.pose)"
+    except (ImportError, MissingWeightsError) as exc:
+        return None, f"not computed: {exc}"
+
+
 def _git_revision() -> str | None:
     try:
         out = subprocess.run(
@@ -97,7 +109,8 @@ class FidelityWeightSweep:
         self.log = log
         self.ws = parse_w_spec(config.w)
         self.severities = parse_severity_spec(config.severity)
-        self.device = pick_device(config.device)
+        self.device = local_device(pick_device(config.device))
+        self.rank, self.world = init_from_env(self.device)
         if config.lookup not in ("transformer", "nearest"):
             raise BadInputError(f"lookup must be 'transformer' or 'nearest', got {config.lookup!r}")
         self.dataset = get_dataset(config.dataset, config.data_root)
@@ -113,6 +126,8 @@ class FidelityWeightSweep:
         if not self.has_gt and any(s != "none" for s in self.severities):
             raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
         self.metrics, self.skipped = self._build_metrics()
+        self.pose_backend, self.pose_note = _pose_backend()
+        self._poses: dict[str, tuple[float, float, float]] = {}
 
     def _build_metrics(self) -> tuple[list[BuiltMetric], dict[str, str]]:
         cfg = self.config
@@ -153,15 +168,23 @@ class FidelityWeightSweep:
             "checkpoints": ckpts,
             "metrics": {m.column: metric_entry(m) for m in self.metrics},
             "skipped_metrics": self.skipped,
+            "gt_pose": self.pose_note,
             "ws": list(self.ws),
             "severities": list(self.severities),
             "seed": self.config.seed,
         }
 
-    def run(self) -> SweepResult:
+    def run(self) -> SweepResult | None:
+        """Run the sweep; returns the result on rank 0 (None on the other ranks of a distributed run)."""
         store = RunStore(self.run_dir)
-        store.open(self.config.to_dict(), self.provenance(), ignore_keys=NON_RESULT_KEYS)
-        gt_stats = self._gt_statistics()
+        provenance = {**self.provenance(), "world_size": self.world}
+        if self.rank == 0:
+            store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
+            gt_stats = self._gt_statistics()
+        barrier()
+        if self.rank != 0:
+            store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
+            gt_stats = self._gt_statistics()  # rank 0 filled the cache
         done = store.done_parts()
         size = self.config.part_size
         parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
@@ -174,7 +197,7 @@ class FidelityWeightSweep:
                 data = with_severity(self.dataset, severity, seed=self.config.seed)
                 for p, indices in enumerate(parts):
                     key = PartKey(label, severity, p)
-                    if key not in done:
+                    if key not in done and p % self.world == self.rank:
                         start = time.perf_counter()
                         rows, codes, feats = self._run_part(net, data, indices, label, severity)
                         store.write_part(key, rows, codes, feats)
@@ -182,6 +205,9 @@ class FidelityWeightSweep:
                         restored += len(indices)
                     finished += len(indices)
                     self.progress(f"{label} severity {severity}", finished, total)
+        barrier()
+        if self.rank != 0:
+            return None
         distribution = self._distribution_rows(store, gt_stats)
         columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
         extra = {"directions": self.directions, "skipped_metrics": self.skipped}
@@ -223,11 +249,34 @@ class FidelityWeightSweep:
                 for i, w in enumerate(self.ws):
                     row = {"image_id": s.id, "checkpoint": label, "severity": severity, "w": w}
                     row.update({c: float(v[i * n + j]) for c, v in values.items()})
-                    rows.append({**row, "degradation": meta, "model_ms_per_face": model_ms})
+                    yaw, pitch, roll = self._gt_pose(s)
+                    rows.append(
+                        {
+                            **row,
+                            "degradation": meta,
+                            "model_ms_per_face": model_ms,
+                            "gt_yaw": yaw,
+                            "gt_pitch": pitch,
+                            "gt_roll": roll,
+                        }
+                    )
             if self.config.save_images:
                 self._save_images(restored, samples, label, severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
         return pd.DataFrame(rows), codes, features
+
+    def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
+        """Head pose (yaw, pitch, roll in degrees, cfbench.face.pose conventions) of the GT face, NaN when there is
+        no GT, no pose backend, or no face found; computed once per image."""
+        if sample.id not in self._poses:
+            pose = (math.nan,) * 3
+            if self.pose_backend is not None and sample.gt is not None:
+                faces = self.pose_backend.analyze(sample.gt)
+                if faces:
+                    p = head_pose(faces[0].landmarks68, tuple(sample.gt.shape[1:]))
+                    pose = (p.yaw, p.pitch, p.roll)
+            self._poses[sample.id] = pose
+        return self._poses[sample.id]
 
     def _decode_all_w(self, net: CodeFormer, state: Any, n: int) -> torch.Tensor:
         """Restored faces in [0, 1] for every w, w-major: rows i * n .. (i + 1) * n - 1 are w = ws[i]."""

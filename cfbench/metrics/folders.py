@@ -89,8 +89,8 @@ def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike | None =
 def build_metrics(
     specs: Sequence[MetricSpec], device: torch.device | str, options: dict[str, Any] | None = None
 ) -> tuple[list[BuiltMetric], dict[str, str]]:
-    """Build each metric with the options it declares; a metric whose weights are missing is skipped, with the
-    placement message, instead of failing the others."""
+    """Build each metric with the options it declares; a metric whose weights or Python package are missing is
+    skipped, with the message saying how to install them, instead of failing the others."""
     options = options or {}
     built, skipped = [], {}
     for spec in specs:
@@ -99,7 +99,7 @@ def build_metrics(
                 require(name)
             kwargs = {k: v for k, v in options.items() if k in spec.options and v is not None}
             built.append(BuiltMetric(spec, spec.build(device, **kwargs)))
-        except MissingWeightsError as exc:
+        except (MissingWeightsError, ImportError) as exc:
             skipped[spec.name] = str(exc)
     return built, skipped
 

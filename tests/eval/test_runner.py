@@ -160,3 +160,41 @@ def test_sweep_config_yaml_and_overrides(tmp_path):
         load_sweep_config(path)
     with pytest.raises(BadInputError, match="unknown sweep config"):
         load_sweep_config("nope")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_give_the_same_results_as_one(three_faces, tmp_path):
+    args = [
+        "eval",
+        "--dataset",
+        f"folder:{three_faces}",
+        "--w",
+        "0,1",
+        "--severity",
+        "2",
+        "--limit",
+        "2",
+        "--checkpoint",
+        "codeformer_tiny",
+        "--metrics",
+        "psnr,ssim",
+        "--device",
+        "cpu",
+        "--part-size",
+        "1",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
+    two = subprocess.run(
+        [*torchrun, "-m", "cfbench", *args, "--run-dir", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert two.returncode == 0, two.stderr.decode()[-3000:]
+    one = _run_cli([*args, "--run-dir", str(tmp_path / "one")], env)
+    assert one.wait(timeout=600) == 0
+    a = pd.read_parquet(tmp_path / "two" / "results.parquet").drop(columns=["model_ms_per_face"])
+    b = pd.read_parquet(tmp_path / "one" / "results.parquet").drop(columns=["model_ms_per_face"])
+    pd.testing.assert_frame_equal(a, b)
+    assert json.loads((tmp_path / "two" / "manifest.json").read_text())["provenance"]["world_size"] == 2
