@@ -190,6 +190,13 @@ for _entry in (
         "keys may carry a 'module.' prefix",
         model="arcface_resnet18",
     ),
+    WeightsFile(
+        "fan_wflw",
+        "alignment_WFLW_4HG.pth",
+        ("https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth",),
+        "facexlib release asset (repository MIT); trained by AdaptiveWingLoss (Apache-2.0), licence not verified",
+        "AdaptiveWing FAN, 4 hourglasses, WFLW 98 landmarks (key state_dict) of the VQFR LMD protocol",
+    ),
 ):
     WEIGHTS.add(_entry.name, _entry)
 

@@ -47,7 +47,7 @@ def test_help_lists_every_command_group(capsys):
 
 
 def test_planned_command_says_so_and_exits_2(capsys):
-    assert main(["regress", "--baseline", "x.json"]) == 2
+    assert main(["train", "stage1", "--config", "x.yaml"]) == 2
     assert "not built yet" in capsys.readouterr().err
 
 
@@ -74,7 +74,7 @@ def test_restore_cli_equals_the_python_api(faces, small_checkpoint, tmp_path):
 
 def test_restore_wrong_size_is_refused_unless_resize(tmp_path, small_checkpoint, capsys):
     write_image(tmp_path / "small.png", torch.rand(3, 100, 120))
-    rc = run_restore([tmp_path / "small.png"], small_checkpoint, tmp_path / "o")
+    rc = run_restore([tmp_path / "small.png"], small_checkpoint, tmp_path / "o", "--aligned")
     err = capsys.readouterr().err
     assert rc == 2 and "small.png is 120x100" in err and "--resize" in err
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

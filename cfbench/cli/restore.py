@@ -1,4 +1,10 @@
-"""`cfbench restore`: restore aligned 512x512 face images into a folder, one output per input, same name."""
+"""`cfbench restore`: restore face images into a folder, one output per input, same name.
+
+Inputs are aligned faces (the model size, 512x512 for the official model: restored whole, as before) or whole photos
+(detect, align, restore, paste back: `cfbench.face.photo`). `--aligned/--whole-photo` forces one kind; by default
+(auto) inputs of the model size are aligned faces and others whole photos, unless `--resize` is given, which keeps
+resizing other sizes as aligned faces.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from cfbench.restoration import (
 def restore_command(
     images: list[Path] = typer.Argument(
         None,
-        help="Aligned face images or folders of them; default: the bundled demo faces.",
+        help="Aligned faces or whole photos, or folders of them; default: the bundled demo faces.",
         show_default=False,
     ),
     w: float = typer.Option(0.5, "--w", "-w", help="Fidelity weight: 0 favours quality, 1 fidelity to the input."),
@@ -39,11 +45,33 @@ def restore_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     nn_lookup: bool = typer.Option(False, "--nn-lookup", help="Nearest-code lookup instead of the transformer."),
     adain: bool = typer.Option(True, "--adain/--no-adain", help="AdaIN colour transfer, as the official inference."),
-    resize: bool = typer.Option(False, "--resize", help="Resize inputs of another size to the model size (bilinear)."),
+    resize: bool = typer.Option(
+        False, "--resize", help="Resize inputs of another size to the model size (bilinear) and treat them as aligned."
+    ),
+    aligned: bool | None = typer.Option(
+        None,
+        "--aligned/--whole-photo",
+        help="Inputs are aligned faces, or whole photos (detect, align, restore, paste back). Default: auto, "
+        "model-size inputs are aligned faces, others whole photos (aligned with --resize).",
+        show_default=False,
+    ),
+    only_center_face: bool = typer.Option(
+        False, "--only-center-face", help="Whole photos: restore only the face closest to the image centre."
+    ),
+    upscale: int = typer.Option(
+        1,
+        "--upscale",
+        min=1,
+        max=8,
+        help="Whole photos: output size factor; the background is upscaled by a plain bicubic resize (no "
+        "super-resolution model), the faces are pasted at that size.",
+    ),
 ) -> None:
-    """Restore aligned faces with CodeFormer at fidelity weight w."""
+    """Restore faces (aligned crops or whole photos) with CodeFormer at fidelity weight w."""
     if not 0.0 <= w <= 1.0:
         raise BadInputError(f"--w must be in [0, 1], got {w}")
+    if aligned is False and resize:
+        raise BadInputError("--resize applies to aligned faces; it cannot be combined with --whole-photo")
     paths = expand_image_paths(images) if images else demo_lq_paths()
     names = [p.name for p in paths]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -58,19 +86,64 @@ def restore_command(
     net = load_restorer(checkpoint, dev)
     size = net.config.img_size
     lookup = "nearest" if nn_lookup else "transformer"
+    photos = [p for p in paths if _is_photo(p, size, aligned, resize)]
+    faces = [p for p in paths if p not in photos]
+    if faces and upscale != 1:
+        console.print(f"note: --upscale applies to whole photos only; {len(faces)} aligned face(s) keep their size")
     start = time.perf_counter()
     with progress() as bar, torch.inference_mode():
         task = bar.add_task("restoring", total=len(paths), rate="")
-        for i in range(0, len(paths), batch_size):
-            chunk = paths[i : i + batch_size]
+        done = 0
+        for i in range(0, len(faces), batch_size):
+            chunk = faces[i : i + batch_size]
             batch = torch.stack([_load(p, size, resize) for p in chunk])
             check_unit_images(batch, size)
             restored = restore_batch(net, batch.to(dev), w, adain, lookup).cpu()
             for p, img in zip(chunk, restored, strict=True):
                 write_image(out / p.name, img)
-            done = i + len(chunk)
-            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} faces/s")
-    console.print(f"restored {len(paths)} face(s) at w={w} into {out}")
+            done += len(chunk)
+            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
+        found = 0
+        for p in photos:
+            found += _restore_photo(p, out, net, w, upscale, only_center_face, adain, lookup, batch_size)
+            done += 1
+            bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
+    if faces:
+        console.print(f"restored {len(faces)} face(s) at w={w} into {out}")
+    if photos:
+        console.print(
+            f"restored {found} face(s) in {len(photos)} whole photo(s) at w={w}, upscale {upscale} "
+            f"(background: bicubic resize) into {out}",
+            soft_wrap=True,
+        )
+
+
+def _is_photo(path: Path, size: int, aligned: bool | None, resize: bool) -> bool:
+    if aligned is not None:
+        return not aligned
+    h, w = _image_size(path)
+    return (h, w) != (size, size) and not resize
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    img = read_image(path)
+    return int(img.shape[1]), int(img.shape[2])
+
+
+def _restore_photo(
+    path: Path, out: Path, net, w: float, upscale: int, only_center_face: bool, adain: bool, lookup: str, batch: int
+) -> int:
+    from cfbench.face.photo import restore_photo
+
+    img = read_image(path)
+    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch)
+    if result.num_faces == 0:
+        console.print(
+            f"warning: no face found in {path}; written upscaled x{upscale} (bicubic) and otherwise unchanged",
+            soft_wrap=True,
+        )
+    write_image(out / path.name, torch.from_numpy(result.image).permute(2, 0, 1).float().div(255.0))
+    return result.num_faces
 
 
 def _load(path: Path, size: int, resize: bool) -> torch.Tensor:

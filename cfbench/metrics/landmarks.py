@@ -9,7 +9,14 @@ VQFR protocol, whose FAN sees the whole image without detection); `boxes="each"`
 on each image separately. Coordinates are scaled to 512x512 (x by 512 / W, y by 512 / H) before the distance.
 A pair whose face is not found is NaN (missing, counted in `missing`), never 0.
 
-Not implemented yet: `lmd[fan]` (the VQFR protocol, FAN WFLW 98 points, see shared/reference/metric_protocols.md).
+`lmd[fan]` (the VQFR protocol, `metric_paper/calculate_landmark_distance.py`; see cfbench.face.fan and
+shared/reference/metric_protocols.md section 2): the AdaptiveWing FAN (WFLW, 98 points) sees each whole image
+(no detection: every row has a value, none is missing), rounded to uint8, resized to 256x256 (cv2 INTER_LINEAR),
+in [0, 1]; the last module's heatmaps are decoded with upstream's argmax, quarter-pixel shift and edge quirks, at
+the input's pixel scale, then scaled to 512x512 (identity for the protocol's 512 inputs); per image, the mean over
+the 98 points of the Euclidean distance between GT and restored landmarks. Differences from the script: the network
+runs batched (per-image results are unchanged) and images of other sizes are scaled to 512 instead of measured in
+their own pixels.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from cfbench.metrics.base import MetricKind, MetricSpec
+from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
 from cfbench.metrics.identity import _DlibPairMetric
 from cfbench.metrics.registry import register
 
@@ -49,6 +56,29 @@ class DlibLandmarkDistance(_DlibPairMetric):
         return torch.tensor(out, dtype=torch.float64)
 
 
+class FanLandmarkDistance(PerImageMetric):
+    """`lmd[fan]` (module docstring). `state_dict`: FAN weights to use instead of the registered `fan_wflw` file."""
+
+    def __init__(
+        self,
+        device: torch.device | str = "cpu",
+        state_dict: dict[str, torch.Tensor] | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        super().__init__(device)
+        from cfbench.face.fan import FanLandmarks
+
+        self.spec = FAN_SPEC
+        self.fan = FanLandmarks(self.device, state_dict=state_dict, batch_size=batch_size)
+
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        h, w = pred.shape[-2:]
+        scale = torch.tensor([LMD_SIZE / w, LMD_SIZE / h], dtype=torch.float64, device=pred.device)
+        lp = self.fan.landmarks(pred) * scale
+        lg = self.fan.landmarks(gt) * scale
+        return torch.linalg.vector_norm(lp - lg, dim=2).mean(dim=1).cpu()
+
+
 SPEC = register(
     MetricSpec(
         name="lmd[dlib]",
@@ -62,6 +92,23 @@ SPEC = register(
         "NaN where no face is found",
         weights=("dlib_shape_predictor_68", "dlib_shape_predictor_5", "dlib_face_recognition_resnet"),
         options={"boxes": "gt"},
+        value_range=(0.0, math.inf),
+        unit="px",
+    )
+)
+
+FAN_SPEC = register(
+    MetricSpec(
+        name="lmd[fan]",
+        family="lmd",
+        backend="fan",
+        kind=MetricKind.FULL_REFERENCE,
+        higher_is_better=False,
+        reference="VQFR metric_paper/calculate_landmark_distance.py (AdaptiveWing FAN, WFLW 98 points, whole image)",
+        build=lambda device="cpu": FanLandmarkDistance(device),
+        description="mean distance (px at 512x512) of the 98 FAN (WFLW) landmarks of restored vs GT, whole image "
+        "resized to 256, no detection (VQFR protocol)",
+        weights=("fan_wflw",),
         value_range=(0.0, math.inf),
         unit="px",
     )

@@ -79,3 +79,21 @@ def test_bad_input(lmd, gt):
         lmd(gt[:1], gt[:2])
     with pytest.raises(BadInputError):
         lmd(gt.half().float() - 1, gt)
+
+
+# -- lmd[fan] (the architecture, decoding and seeded-weight tests are in tests/face/test_fan.py) ---------------------
+
+
+def test_fan_variant_is_registered_beside_dlib():
+    from cfbench.metrics.registry import parse_metric_list
+
+    fan, dlib = get_metric("lmd[fan]"), get_metric("lmd[dlib]")
+    assert (fan.family, fan.unit, fan.higher_is_better) == (dlib.family, dlib.unit, dlib.higher_is_better)
+    assert fan.weights == ("fan_wflw",) and "VQFR" in fan.reference
+    assert [s.name for s in parse_metric_list("lmd[fan],lmd[dlib]")] == ["lmd[fan]", "lmd[dlib]"]
+
+
+def test_fan_variant_without_weights_names_file_and_url():
+    with pytest.raises(MissingWeightsError, match="alignment_WFLW_4HG.pth") as err:
+        get_metric("lmd[fan]").build()
+    assert "https://github.com/xinntao/facexlib/releases/download/v0.1.0/alignment_WFLW_4HG.pth" in str(err.value)
