@@ -297,11 +297,16 @@ class FidelityWeightSweep:
             }
 
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
+        """images/<checkpoint>/severity_<s>/w<w>/<id>.png, the LQ input beside them (lq/), the GT once (gt/)."""
         n = len(samples)
-        for i, w in enumerate(self.ws):
-            folder = self.run_dir / "images" / label / f"severity_{severity}" / f"w{w:g}"
-            for j, s in enumerate(samples):
-                write_image(folder / f"{s.id}.png", restored[i * n + j].cpu())
+        folder = self.run_dir / "images" / label / f"severity_{severity}"
+        for j, s in enumerate(samples):
+            write_image(folder / "lq" / f"{s.id}.png", s.lq)
+            gt_path = self.run_dir / "images" / "gt" / f"{s.id}.png"
+            if s.gt is not None and not gt_path.exists():
+                write_image(gt_path, s.gt)
+            for i, w in enumerate(self.ws):
+                write_image(folder / f"w{w:g}" / f"{s.id}.png", restored[i * n + j].cpu())
 
     def _gt_statistics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(mean, cov) of every distribution metric's reference: the GT set (cached by content) or a stats file."""

@@ -1,0 +1,157 @@
+"""`cfbench report` on the committed small run dir (tests/data/run_small/run, made by its make.py with a real
+eval run): every promised file, table numbers equal pandas, bad run dirs fail with one line and exit 2."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from cfbench.cli.report import register
+from cfbench.errors import BadInputError
+from reports import build_report
+from reports.load import load_run
+
+RUN = Path(__file__).resolve().parents[1] / "data" / "run_small" / "run"
+CKPT = "codeformer_tiny"
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    build_report([RUN], out, n_boot=200)
+    return out
+
+
+def _stems(out: Path) -> set[str]:
+    return {p.name for p in out.iterdir()}
+
+
+def test_every_promised_file_exists_in_every_format(out):
+    names = _stems(out)
+    run = load_run(RUN)
+    tables = [
+        "fidelity_quality_table",
+        "fidelity_quality_summary",
+        "codebook_stats",
+        "side_face_bins",
+        "side_face_counts",
+        "side_face_no_pose",
+        "side_face_frontal_vs_profile",
+        f"side_face_worst_{CKPT}",
+        "paper_table1",
+    ]
+    figures = [
+        f"fidelity_quality_pareto_{CKPT}_identity_cos-dlib_vs_niqe",
+        f"fidelity_quality_pareto_{CKPT}_psnr_vs_niqe",
+        f"fidelity_quality_metric_vs_w_{CKPT}",
+        *[f"fidelity_quality_heatmap_{CKPT}_{m.replace('[', '-').replace(']', '')}" for m in run.directions],
+        f"codebook_usage_{CKPT}",
+        f"codebook_shift_{CKPT}",
+        f"codebook_spatial_change_{CKPT}",
+        f"side_face_metrics_vs_yaw_{CKPT}",
+        f"side_face_worst_{CKPT}",
+        f"paper_qualitative_{CKPT}_severity_2",
+    ]
+    expected = [f"{t}.{e}" for t in tables for e in ("md", "csv", "tex")]
+    expected += [f"{f}.{e}" for f in figures for e in ("png", "pdf")]
+    expected.append("report.html")
+    missing = [n for n in expected if n not in names]
+    assert not missing, missing
+    for n in expected:
+        assert (out / n).stat().st_size > 0, n
+    for f in figures:
+        with Image.open(out / f"{f}.png") as im:
+            im.verify()
+        assert (out / f"{f}.pdf").read_bytes()[:5] == b"%PDF-"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(list(out.glob("*.png")))
+    assert "sha256" in html and "codeformer_tiny" in html
+
+
+def test_table_numbers_equal_pandas(out):
+    results = pd.read_parquet(RUN / "results.parquet")
+    table = pd.read_csv(out / "fidelity_quality_table.csv", dtype={"severity": str})
+    want = results.groupby(["checkpoint", "severity", "w"])["psnr"].mean()
+    for _, row in table.iterrows():
+        assert row["psnr"] == pytest.approx(want[(row["checkpoint"], row["severity"], row["w"])], rel=1e-9)
+    t1 = pd.read_csv(out / "paper_table1.csv", dtype={"severity": str})
+    for _, row in t1.iterrows():
+        sel = results[(results.severity == row["severity"]) & (results.w == row["w"])]
+        assert row["PSNR"] == pytest.approx(sel["psnr"].mean(), rel=1e-9)
+        assert row["NIQE"] == pytest.approx(sel["niqe"].mean(), rel=1e-9)
+    counts = pd.read_csv(out / "side_face_counts.csv")
+    assert counts["faces"].sum() == results["image_id"].nunique()
+    codes = np.load(RUN / "codes.npz")
+    stats = pd.read_csv(out / "codebook_stats.csv", dtype={"severity": str})
+    assert stats["tokens"].sum() == int((codes["codes"] >= 0).sum())
+
+
+def test_formats_subset_and_html_only(tmp_path):
+    build_report([RUN], tmp_path / "a", "csv,pdf", n_boot=10)
+    names = _stems(tmp_path / "a")
+    assert "fidelity_quality_summary.csv" in names and not any(
+        n.endswith((".md", ".tex", ".png", ".html")) for n in names
+    )
+    with pytest.raises(BadInputError, match="unknown report format"):
+        build_report([RUN], tmp_path / "b", "md,jpeg")
+
+
+def test_a_missing_metric_is_marked_absent(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("images"))
+    results = pd.read_parquet(run / "results.parquet").drop(columns=["niqe"])
+    results.to_parquet(run / "results.parquet", index=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["directions"]["niqe"]
+    manifest["skipped_metrics"] = {"niqe": "weights missing"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    build_report([run], tmp_path / "out", "md,csv", n_boot=10)
+    summary = (tmp_path / "out" / "fidelity_quality_summary.md").read_text()
+    assert "Not measured in this run: niqe" in summary
+    assert "NIQE" in (tmp_path / "out" / "paper_table1.md").read_text().split("Not measured:")[1]
+    assert "niqe" not in pd.read_csv(tmp_path / "out" / "fidelity_quality_table.csv").columns
+    assert (tmp_path / "out" / "side_face_bins.md").is_file() and (tmp_path / "out" / "codebook_stats.md").is_file()
+
+
+def _cli():
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:  # a group, so the command is called by name as under `cfbench`
+        pass
+
+    return app
+
+
+def test_cli_writes_files_and_rejects_non_run_dirs(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(_cli(), ["report", str(RUN), "--out", str(tmp_path / "o"), "--format", "md", "--n-boot", "10"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "fidelity_quality_table.md").is_file()
+    bad = tmp_path / "not_a_run"
+    bad.mkdir()
+    (bad / "x.txt").write_text("hi")
+    res = runner.invoke(_cli(), ["report", str(bad), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not a cfbench eval run directory" in lines[0]
+    with pytest.raises(BadInputError):
+        load_run(bad)
+
+
+def test_a_corrupted_results_file_is_one_clear_error(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("images"))
+    (run / "results.parquet").write_bytes(b"not parquet")
+    with pytest.raises(BadInputError, match="results.parquet is unreadable"):
+        load_run(run)
+    (run / "results.parquet").unlink()
+    with pytest.raises(BadInputError, match="has no results.parquet"):
+        load_run(run)

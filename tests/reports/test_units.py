@@ -1,0 +1,118 @@
+"""Unit tests of the report computations on synthetic inputs: Pareto / best w direction, codebook numbers, yaw
+binning."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import codebook
+from reports.fidelity_quality import balanced_w, best_ws, pareto_mask, summary
+from reports.load import Run, order_severities
+from reports.side_face import LABELS, NO_POSE, faces, yaw_bin
+
+
+def test_pareto_honours_directions():
+    # fidelity (x) higher is better, quality (y) lower is better
+    x = [0.9, 0.8, 0.7, 0.6]
+    y = [5.0, 4.0, 4.5, 3.0]
+    assert pareto_mask(x, y, True, False).tolist() == [True, True, False, True]
+    # flip the quality direction: now higher y is better, so w=0 (0.9, 5.0) dominates everything
+    assert pareto_mask(x, y, True, True).tolist() == [True, False, False, False]
+    # NaN never Pareto-optimal
+    assert pareto_mask([1.0, math.nan], [1.0, 0.0], True, False).tolist() == [True, False]
+
+
+def test_best_and_balanced_w():
+    ws = [0.0, 0.5, 1.0]
+    assert best_ws(ws, [3.0, 2.0, 2.0], higher=False) == [0.5, 1.0]
+    assert best_ws(ws, [3.0, 2.0, 2.0], higher=True) == [0.0]
+    # x: fidelity higher better grows with w, y: quality lower better grows with w -> a trade-off
+    x, y = [0.0, 0.9, 1.0], [0.0, 0.1, 1.0]
+    assert balanced_w(ws, x, y, True, False) == 0.5
+    # with the quality direction flipped, w=1 is best on both
+    assert balanced_w(ws, x, y, True, True) == 1.0
+
+
+def test_summary_on_a_synthetic_frame():
+    frame = pd.DataFrame(
+        {
+            "checkpoint": ["a"] * 3,
+            "severity": ["2"] * 3,
+            "w": [0.0, 0.5, 1.0],
+            "psnr": [20.0, 22.0, 23.0],
+            "niqe": [4.0, 5.0, 7.0],
+        }
+    )
+    run = Run(None, {}, frame, frame, None, {"psnr": True, "niqe": False})
+    t = summary(run, frame).frame.iloc[0]
+    assert t["best w: psnr"] == "1" and t["best w: niqe"] == "0"
+    assert t["Pareto w: psnr vs niqe"] == "0, 0.5, 1"
+    assert t["balanced w: psnr vs niqe"] == "0.5"  # normalised (0.67, 0.67) is nearest to (1, 1)
+
+
+def test_codebook_numbers_equal_numpy():
+    rng = np.random.default_rng(0)
+    K = 32
+    codes = rng.integers(0, 20, size=(5, 256)).astype(np.int16)  # codes 20..31 dead
+    c = codebook.counts(codes, K)
+    p = np.bincount(codes.ravel().astype(int), minlength=K) / codes.size
+    nz = p[p > 0]
+    assert codebook.perplexity(c) == pytest.approx(np.exp(-(nz * np.log(nz)).sum()), rel=1e-12)
+    assert codebook.dead_codes(c) == K - len(np.unique(codes)) == 12
+    assert codebook.top_share(c) == pytest.approx(np.sort(p)[::-1][:1].sum())  # ceil(0.01 * 32) = 1 code
+    uniform = np.ones(K, int)
+    assert codebook.perplexity(uniform) == pytest.approx(K)
+    assert codebook.total_variation(uniform, uniform) == 0
+    one = np.zeros(K, int)
+    one[0] = 7
+    assert codebook.total_variation(one, uniform) == pytest.approx(1 - 1 / K)
+    assert codebook.counts(np.array([[-1, 0, 1]]), 4).tolist() == [1, 1, 0, 0]  # padding ignored
+
+
+def test_codebook_stats_per_severity_and_spatial_change():
+    ids = np.array(["a", "b", "a", "b"])
+    sev = np.array(["0", "0", "2", "2"])
+    mat = np.zeros((4, 256), np.int16)
+    mat[2, :10] = 3  # image a changes 10 positions at severity 2
+    run = Run(
+        None, {}, None, None, {"checkpoint": np.array(["m"] * 4), "severity": sev, "image_id": ids, "codes": mat}, {}
+    )
+    frame, extra = codebook.stats(run, size=8)
+    assert frame["dead codes"].tolist() == [7, 6]
+    assert frame["changed positions"].iloc[1] == pytest.approx(10 / 512)
+    assert extra["m"]["maps"]["2"][:10].tolist() == [0.5] * 10 and extra["m"]["maps"]["2"][10:].sum() == 0
+
+
+def test_yaw_bins_count_every_face_once():
+    yaw = [0.0, -14.9, 15.0, 29.0, -31.0, 44.9, 45.0, 59.0, 60.0, -89.0, np.nan]
+    assert yaw_bin(yaw).tolist() == [
+        "0-15",
+        "0-15",
+        "15-30",
+        "15-30",
+        "30-45",
+        "30-45",
+        "45-60",
+        "45-60",
+        ">60",
+        ">60",
+        NO_POSE,
+    ]
+    results = pd.DataFrame(
+        {
+            "image_id": [f"i{k}" for k in range(len(yaw))] * 2,
+            "w": [0.0] * len(yaw) + [1.0] * len(yaw),
+            "gt_yaw": yaw * 2,
+        }
+    )
+    run = Run(None, {}, results, None, None, {})
+    per = faces(run)
+    assert len(per) == len(yaw)
+    counts = per["bin"].value_counts()
+    assert [int(counts.get(b, 0)) for b in (*LABELS, NO_POSE)] == [2, 2, 2, 2, 2, 1]
+
+
+def test_severity_order():
+    assert order_severities(["none", "2", "0.5", "10", "0"]) == ["0", "0.5", "2", "10", "none"]
