@@ -22,6 +22,11 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): ratios against a baseline measured in the same run."""
-    session.install("-e", ".[dev]")
-    for script in ("benchmarks/bench_model.py", "benchmarks/bench_degradations.py"):
+    session.install("-e", ".[metrics,dev]")  # bench_metrics' references: lpips, scikit-image (pytorch-fid: dev)
+    for script in (
+        "benchmarks/bench_model.py",
+        "benchmarks/bench_degradations.py",
+        "benchmarks/bench_metrics.py",
+        "benchmarks/bench_eval.py",
+    ):
         session.run("python", script, *session.posargs)

@@ -82,6 +82,11 @@ def default_run_dir(config: SweepConfig) -> Path:
     return Path("cfbench-runs") / f"{slug}-{config.result_hash()}"
 
 
+def metric_options(config: SweepConfig) -> dict[str, Any]:
+    """The metric options a sweep config sets (each metric takes the ones it declares)."""
+    return {"ref": config.fid_ref, "resize": config.fid_resize, "crop_border": config.crop_border or None}
+
+
 def _pose_backend() -> tuple[Any, str]:
     """The dlib backend for GT head pose, or None and why (dlib or its models are optional)."""
     try:
@@ -138,8 +143,7 @@ class FidelityWeightSweep:
                 if s.needs_gt or (s.family == "fid" and cfg.fid_ref == "gt"):
                     skipped[s.name] = f"dataset {cfg.dataset!r} has no GT faces"
             specs = [s for s in specs if s.name not in skipped]
-        options = {"ref": cfg.fid_ref, "resize": cfg.fid_resize, "crop_border": cfg.crop_border or None}
-        built, missing = build_metrics(specs, self.device, options)
+        built, missing = build_metrics(specs, self.device, metric_options(cfg))
         return built, {**skipped, **missing}
 
     @property
@@ -315,7 +319,7 @@ class FidelityWeightSweep:
         for m in self.metrics:
             if not isinstance(m.metric, DistributionMetric):
                 continue
-            if getattr(m.metric, "ref", None) != "gt":
+            if not m.metric.uses_gt:
                 out[m.column] = m.metric.reference_statistics()
                 continue
             parts = {**m.metric.cache_key(), "dataset": self.dataset.content_hash(), "n": len(self.indices)}

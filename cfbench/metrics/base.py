@@ -161,7 +161,8 @@ class DistributionMetric:
     """Base of distribution metrics (FID).
 
     `features(images)` -> (N, D) float tensor for a batch; callers accumulate them in `FeatureStatistics` per group
-    and call `distance(pred_stats, ref_mean, ref_cov)` once per group. `cache_key()` returns everything that
+    and call `distance(pred_stats, ref_mean, ref_cov)` once per group, with the GT set's statistics when `uses_gt`,
+    else with `reference_statistics()`. `cache_key()` returns everything that
     changes the features (extractor, weights sha256, resize mode, resolution), for the GT feature cache.
     """
 
@@ -179,3 +180,12 @@ class DistributionMetric:
 
     def distance(self, pred: FeatureStatistics, ref_mean: np.ndarray, ref_cov: np.ndarray) -> float:
         raise NotImplementedError
+
+    def reference_statistics(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, cov) of a fixed reference (a statistics file), or None when the reference is the GT set."""
+        return None
+
+    @property
+    def uses_gt(self) -> bool:
+        """Whether the reference is the GT set of the evaluation (then its statistics are computed and cached)."""
+        return self.reference_statistics() is None

@@ -198,13 +198,13 @@ def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | Non
         ref_mean, ref_cov, ref_from = gt.mean, gt.cov, "gt" if computed else "gt (cached)"
     else:
         ref_mean, ref_cov = m.metric.reference_statistics()
-        ref_from = str(m.metric.ref)
+        ref_from = m.column
     value = m.metric.distance(pred, ref_mean, ref_cov)
     return {"metric": m.column, "value": value, "images": pred.n, "reference": ref_from, **_describe(m.metric)}
 
 
 def _uses_gt(metric: PerImageMetric | DistributionMetric) -> bool:
-    return getattr(metric, "ref", None) == "gt"
+    return isinstance(metric, DistributionMetric) and metric.uses_gt
 
 
 def _describe(metric: DistributionMetric) -> dict[str, Any]:

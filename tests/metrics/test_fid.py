@@ -14,6 +14,7 @@ that subspace, so the value is the same. Set CFBENCH_FID_FULL_CHECK=1 to also ru
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pickle
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -480,3 +482,66 @@ def test_bad_images_raise(fid_run):
         with pytest.raises(BadInputError, match=message):
             fid_run.metric.features(images)
     assert fid_run.metric.features(good[:0]).shape == (0, 2048)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Through the harness, the CLI and the sweep (FID must work end to end, not only as a class)
+
+
+def test_cli_fid_against_the_gt_folder_equals_the_direct_value_and_caches_gt(fid_run, fid_images, tmp_path, capsys):
+    from cfbench.cli import main
+
+    out = tmp_path / "scores.csv"
+    args = [
+        "metrics",
+        str(DATA / "lq"),
+        str(DATA / "gt"),
+        "--metrics",
+        "fid",
+        "--fid-resize",
+        "legacy_pytorch",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)["distribution"][0]
+    want = fid.frechet_distance(*_mean_cov(fid_run.ours["lq"]), *_mean_cov(fid_run.ours["gt"]))
+    assert first["metric"] == "fid[gt]" and first["reference"] == "gt"
+    assert first["value"] == pytest.approx(want, rel=1e-9)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)["distribution"][0]
+    assert second["reference"] == "gt (cached)" and second["value"] == first["value"]
+    assert (tmp_path / "scores_distribution.csv").is_file()
+
+
+@pytest.mark.slow
+def test_sweep_reports_fid_per_group(tmp_path):
+    from cfbench.eval.config import load_sweep_config
+    from cfbench.eval.runner import FidelityWeightSweep
+
+    root = tmp_path / "faces" / "gt"
+    root.mkdir(parents=True)
+    for p in sorted((DATA / "gt").glob("*.png"))[:2]:
+        shutil.copy(p, root / p.name)
+    cfg = load_sweep_config(
+        None,
+        dataset=f"folder:{root.parent}",
+        w="0,1",
+        severity="2",
+        metrics="fid",
+        checkpoints=("codeformer_tiny",),
+        run_dir=str(tmp_path / "run"),
+        device="cpu",
+    )
+    result = FidelityWeightSweep(cfg, log=lambda _: None).run()
+    groups = pd.read_parquet(result.run_dir / "groups.parquet")
+    assert list(groups["w"]) == [0.0, 1.0] and np.isfinite(groups["fid[gt]"]).all() and (groups["fid[gt]"] > 0).all()
+    assert "fid[gt]" in (result.run_dir / "table.md").read_text()
+
+
+def _mean_cov(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    stats = _stats(features)
+    return stats.mean, stats.cov

@@ -28,7 +28,6 @@ class ChannelMeans(DistributionMetric):
     """Features = per-channel means and stds; counts the images it embedded."""
 
     dim = 6
-    ref = "gt"
     spec = MetricSpec(
         "toyfid", "toyfid", "test", MetricKind.DISTRIBUTION, False, "test", lambda d: ChannelMeans(d), "toy"
     )
