@@ -99,40 +99,15 @@ def _seeded_backbone(net: str) -> dict[str, torch.Tensor]:
     return {f"features.{k}": v for k, v in features.state_dict().items()}
 
 
-def _seeded_inception(seed: int = 1234) -> dict[str, torch.Tensor]:
-    """A sensible random FID Inception (He-normal convs, BatchNorm near identity), as tests/metrics/test_fid.py."""
-    from cfbench.metrics.inception import FIDInceptionV3
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in FIDInceptionV3().state_dict().items()}
-    state = {}
-    for key, shape in shapes.items():
-        n = shape[0] if len(shape) else 0
-        if key.endswith("conv.weight"):
-            state[key] = torch.randn(shape, generator=g) * (2.0 / shape[1:].numel()) ** 0.5
-        elif key.endswith("bn.weight"):
-            state[key] = 1 + 0.1 * torch.randn(n, generator=g)
-        elif key.endswith(("bn.bias", "running_mean")):
-            state[key] = 0.1 * torch.randn(n, generator=g)
-        elif key.endswith("running_var"):
-            state[key] = 1 + 0.2 * torch.rand(n, generator=g)
-        elif key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
-        elif key == "fc.weight":
-            state[key] = 0.01 * torch.randn(shape, generator=g)
-        else:  # fc.bias
-            state[key] = torch.zeros(shape)
-    return state
-
-
 def write_seeded_weights(torch_home: Path) -> Path:
     """Write the seeded LPIPS backbones and FID Inception into `torch_home`/hub/checkpoints; returns torch_home."""
     folder = torch_home / "hub" / "checkpoints"
+    from cfbench.metrics.inception import seeded_inception_state
+
     folder.mkdir(parents=True, exist_ok=True)
     for name, filename in SEEDED_FILES.items():
         if not (folder / filename).is_file():
-            state = _seeded_inception() if name == "pt_inception" else _seeded_backbone(name)
+            state = seeded_inception_state() if name == "pt_inception" else _seeded_backbone(name)
             torch.save(state, folder / filename)
     return torch_home
 

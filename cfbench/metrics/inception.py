@@ -248,3 +248,32 @@ def load_fid_inception(path: str | os.PathLike, device: torch.device | str = "cp
     load_state_dict_checked(model, state, str(path), assign=True)
     model.eval().requires_grad_(False)
     return model.to(device)
+
+
+def seeded_inception_state(seed: int = 1234) -> dict[str, torch.Tensor]:
+    """A seeded random state_dict for `FIDInceptionV3`, for tests and benchmarks where the real weights are absent
+    (never a metric): He-normal convs, BatchNorm close to identity but not exactly (so a mix-up of weight, bias,
+    mean or variance shows), small fc. Made from the key names, without initialising a model."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in FIDInceptionV3().state_dict().items()}
+    state = {}
+    for key, shape in shapes.items():
+        n = shape[0] if len(shape) else 0
+        if key.endswith("conv.weight"):
+            state[key] = torch.randn(shape, generator=g) * (2.0 / shape[1:].numel()) ** 0.5
+        elif key.endswith("bn.weight"):
+            state[key] = 1 + 0.1 * torch.randn(n, generator=g)
+        elif key.endswith(("bn.bias", "running_mean")):
+            state[key] = 0.1 * torch.randn(n, generator=g)
+        elif key.endswith("running_var"):
+            state[key] = 1 + 0.2 * torch.rand(n, generator=g)
+        elif key.endswith("num_batches_tracked"):
+            state[key] = torch.zeros((), dtype=torch.long)
+        elif key == "fc.weight":
+            state[key] = 0.01 * torch.randn(shape, generator=g)
+        elif key == "fc.bias":
+            state[key] = torch.zeros(shape)
+        else:
+            raise KeyError(f"no seeded initialisation for {key}")
+    return state

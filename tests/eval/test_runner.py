@@ -78,20 +78,12 @@ def test_results_equal_a_direct_computation_and_the_table_their_means(three_face
     assert manifest["provenance"]["checkpoints"]["codeformer_tiny"]["sha256"]
 
 
-def _run_cli(args, env):
-    code = "import sys; from cfbench.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-
-
-@pytest.mark.slow
-def test_a_killed_run_resumes_to_the_same_results(three_faces, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [
+def cli_args(root):
+    """`cfbench eval` on the folder dataset at severity 2, w 0 and 1, one face per stored part."""
+    return [
         "eval",
         "--dataset",
-        f"folder:{three_faces}",
+        f"folder:{root}",
         "--w",
         "0,1",
         "--severity",
@@ -105,6 +97,19 @@ def test_a_killed_run_resumes_to_the_same_results(three_faces, tmp_path):
         "--part-size",
         "1",
     ]
+
+
+def _run_cli(args, env):
+    code = "import sys; from cfbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_results(three_faces, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = cli_args(three_faces)
     killed = tmp_path / "killed"
     proc = _run_cli([*args, "--run-dir", str(killed)], env)
     deadline = time.time() + 300
@@ -164,25 +169,7 @@ def test_sweep_config_yaml_and_overrides(tmp_path):
 
 @pytest.mark.slow
 def test_two_gloo_processes_give_the_same_results_as_one(three_faces, tmp_path):
-    args = [
-        "eval",
-        "--dataset",
-        f"folder:{three_faces}",
-        "--w",
-        "0,1",
-        "--severity",
-        "2",
-        "--limit",
-        "2",
-        "--checkpoint",
-        "codeformer_tiny",
-        "--metrics",
-        "psnr,ssim",
-        "--device",
-        "cpu",
-        "--part-size",
-        "1",
-    ]
+    args = [*cli_args(three_faces), "--limit", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
     two = subprocess.run(

@@ -30,7 +30,12 @@ from cfbench.errors import BadInputError, CheckpointError, MissingWeightsError
 from cfbench.imageio import read_image
 from cfbench.metrics import fid
 from cfbench.metrics.base import FeatureStatistics, MetricKind
-from cfbench.metrics.inception import FIDInceptionV3, load_fid_inception, load_state_dict_checked
+from cfbench.metrics.inception import (
+    FIDInceptionV3,
+    load_fid_inception,
+    load_state_dict_checked,
+    seeded_inception_state,
+)
 from cfbench.weights import WEIGHTS, sha256_file
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "metrics"
@@ -44,41 +49,13 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")
 
 
-def _seeded_inception_state(seed: int = 1234) -> dict[str, torch.Tensor]:
-    """A sensible random FID Inception: He-normal convs, BatchNorm close to identity but not exactly (so a mix-up
-    of weight, bias, mean or variance shows), small fc. Made from the key names, without initialising a model."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in FIDInceptionV3().state_dict().items()}
-    state = {}
-    for key, shape in shapes.items():
-        n = shape[0] if len(shape) else 0
-        if key.endswith("conv.weight"):
-            state[key] = torch.randn(shape, generator=g) * (2.0 / shape[1:].numel()) ** 0.5
-        elif key.endswith("bn.weight"):
-            state[key] = 1 + 0.1 * torch.randn(n, generator=g)
-        elif key.endswith(("bn.bias", "running_mean")):
-            state[key] = 0.1 * torch.randn(n, generator=g)
-        elif key.endswith("running_var"):
-            state[key] = 1 + 0.2 * torch.rand(n, generator=g)
-        elif key.endswith("num_batches_tracked"):
-            state[key] = torch.zeros((), dtype=torch.long)
-        elif key == "fc.weight":
-            state[key] = 0.01 * torch.randn(shape, generator=g)
-        elif key == "fc.bias":
-            state[key] = torch.zeros(shape)
-        else:
-            raise AssertionError(f"no seeded initialisation for {key}")
-    return state
-
-
 @pytest.fixture(scope="module")
 def fid_homes(tmp_path_factory) -> SimpleNamespace:
     """TORCH_HOME holding the seeded weights under the official name, and an empty CFBENCH_HOME."""
     torch_home = tmp_path_factory.mktemp("fid_torch_home")
     checkpoints = torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    torch.save(_seeded_inception_state(), checkpoints / INCEPTION_FILE)
+    torch.save(seeded_inception_state(), checkpoints / INCEPTION_FILE)
     return SimpleNamespace(torch=torch_home, cfbench=tmp_path_factory.mktemp("fid_cfbench_home"))
 
 
