@@ -62,8 +62,10 @@ Toolbox `niqe` function, whose built-in model differs, and gives quite different
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -302,12 +304,28 @@ class NIQE(PerImageMetric):
                 f"side); got {pred.shape[-2]}x{pred.shape[-1]}"
             )
         out = []
-        for start in range(0, pred.shape[0], self.chunk):
-            y = rgb_to_y_rounded(pred[start : start + self.chunk])
-            if b:
-                y = y[:, b:-b, b:-b]
-            out.append(niqe_from_luma(y, self.mu_pris, self.cov_pris, self.window, self.tables))
+        with _single_thread_on_cpu(self.device):
+            for start in range(0, pred.shape[0], self.chunk):
+                y = rgb_to_y_rounded(pred[start : start + self.chunk])
+                if b:
+                    y = y[:, b:-b, b:-b]
+                out.append(niqe_from_luma(y, self.mu_pris, self.cov_pris, self.window, self.tables))
         return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _single_thread_on_cpu(device: torch.device) -> Iterator[None]:
+    """NIQE is thousands of small tensor operations: on a busy 2-core CPU, torch's intra-op threads made it 40x
+    slower than one thread (benchmarks/README.md); the thread count is restored afterwards."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 NIQE.spec = register(
