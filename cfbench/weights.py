@@ -197,6 +197,15 @@ for _entry in (
         "facexlib release asset (repository MIT); trained by AdaptiveWingLoss (Apache-2.0), licence not verified",
         "AdaptiveWing FAN, 4 hourglasses, WFLW 98 landmarks (key state_dict) of the VQFR LMD protocol",
     ),
+    WeightsFile(
+        "vgg19",
+        "vgg19-dcbb9e9d.pth",
+        ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
+        "BSD-3-Clause (torchvision ImageNet weights)",
+        "torchvision VGG19 ImageNet weights: the `perceptual: vgg19` training loss (cfbench/train/losses.py)",
+        sha256_prefix="dcbb9e9d",
+        torch_hub=True,
+    ),
 ):
     WEIGHTS.add(_entry.name, _entry)
 

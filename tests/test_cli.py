@@ -46,11 +46,6 @@ def test_help_lists_every_command_group(capsys):
         assert group in out
 
 
-def test_planned_command_says_so_and_exits_2(capsys):
-    assert main(["train", "stage1", "--config", "x.yaml"]) == 2
-    assert "not built yet" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 def test_restore_writes_one_file_per_input_with_the_same_name(faces, small_checkpoint, tmp_path):
     out = tmp_path / "out"

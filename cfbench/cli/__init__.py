@@ -13,7 +13,7 @@ import sys
 import typer
 
 from cfbench import __version__
-from cfbench.cli import bench, datasets, degrade, eval, metrics, regress, report, restore, weights
+from cfbench.cli import bench, datasets, degrade, eval, metrics, regress, report, restore, train, weights
 from cfbench.errors import EXIT_BAD_INPUT, CfbenchError
 
 app = typer.Typer(
@@ -40,27 +40,8 @@ def _root(
     """Evaluate and benchmark blind face restoration (CodeFormer and friends)."""
 
 
-for _module in (eval, metrics, report, regress, restore, datasets, degrade, weights, bench):
+for _module in (eval, metrics, report, regress, restore, train, datasets, degrade, weights, bench):
     _module.register(app)
-
-# Commands whose issues have not landed yet: listed, so `--help` shows the whole tool, and honest when called.
-PLANNED = {"train": 7}
-
-
-def _planned(name: str, issue: int) -> None:
-    def command(ctx: typer.Context) -> None:
-        typer.echo(f"error: `cfbench {name}` is not built yet (issue #{issue})", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
-
-    app.command(
-        name,
-        help=f"Not built yet (issue #{issue}).",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )(command)
-
-
-for _name, _issue in PLANNED.items():
-    _planned(_name, _issue)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,373 @@
+"""The training loop of one stage: AMP, EMA, gradient accumulation, seeding, atomic resumable checkpoints, logs.
+
+Per iteration `it` (1-based, the official `current_iter`): the batch of `it` (see `dataset.py`); the generator
+step over `accum` micro-batches with the discriminator frozen; the discriminator step (hinge real/fake on the
+detached outputs) when the GAN term is active; the LR schedulers; the EMA. torch's global RNG is reseeded from
+(seed, it) at every iteration, so a resumed run is bit-exact on CPU.
+
+Outputs in `out/`: `<stage>.safetensors` (the EMA generator weights, i.e. the official `params_ema`, with the
+model config in the metadata: `cfbench.models.load_checkpoint` rebuilds it), `<stage>_d.safetensors` (the
+discriminator, when trained), `<stage>.card.yaml` (model card), `log.csv`, `ckpt/last.pt` (resumable state).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from cfbench.atomic import atomic_path, atomic_write_bytes
+from cfbench.errors import BadInputError
+from cfbench.models import build_model, save_checkpoint
+from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.train import checkpointing
+from cfbench.train.config import Scheduler, TrainConfig
+from cfbench.train.dataset import BatchMaker, load_face_folder
+from cfbench.train.ema import EMA
+from cfbench.train.losses import build_perceptual, d_loss
+from cfbench.train.stages import FixedCoder, StageLosses, apply_frozen
+
+LOG_KEYS = ("loss", "pixel", "perceptual", "g_gan", "d_weight", "codebook", "perplexity", "feat", "ce", "token_acc")
+LOG_KEYS_D = ("d_real", "d_fake")
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """bf16 for `bf16`, or for `auto` on a CUDA device that supports it; None (fp32) otherwise."""
+    if mode == "off":
+        return None
+    if mode == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def make_scheduler(opt: torch.optim.Optimizer, spec: Scheduler) -> torch.optim.lr_scheduler.LRScheduler:
+    if spec.type == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(spec.period, 1), eta_min=spec.eta_min)
+    milestones = list(spec.milestones) if spec.type == "multistep" else []
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=spec.gamma)
+
+
+def load_init(net: nn.Module, path: str, what: str) -> None:
+    """Load the tensors of `path` that `net` has (official `vqgan_path` / strict=False init); shape mismatches and
+    a file sharing no key with `net` are errors."""
+    state, _ = load_state_dict_file(path)
+    own = net.state_dict()
+    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if bad:
+        raise BadInputError(f"{what} {path} does not fit the model: wrong shape for {bad[:4]}")
+    fit = {k: v for k, v in state.items() if k in own}
+    if not fit:
+        raise BadInputError(f"{what} {path} shares no weights with the model")
+    net.load_state_dict(fit, strict=False)
+
+
+def _step_seed(seed: int, it: int) -> int:
+    return int(np.random.default_rng([seed, 7919, it]).integers(0, 2**62))
+
+
+class Trainer:
+    """Trains `cfg.stage` into `out_dir`. `train(max_steps)` runs (or resumes) and returns the summary."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        out_dir: str | os.PathLike,
+        echo: Callable[[str], None] = print,
+        show_progress: bool = False,
+    ) -> None:
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.echo, self.show_progress = echo, show_progress
+        self.stage = cfg.stage
+        self.device = torch.device(cfg.run.device)
+        self.amp = amp_dtype(cfg.run.amp, self.device)
+        self.step = 0
+        self.rows: list[dict[str, Any]] = []
+        self._build()
+
+    # setup -----------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg, st = self.cfg, self.stage
+        torch.set_num_threads(cfg.run.threads)
+        torch.manual_seed(cfg.run.seed)
+        self.net = build_model(cfg.model.variant, **cfg.model.params)
+        if self.net.config.arch != st.arch:
+            raise BadInputError(f"train config field 'model': {st.name} trains a {st.arch}, got {self.net.config.arch}")
+        if cfg.init:
+            load_init(self.net, cfg.init, "init")
+        self.fixed: FixedCoder | None = None
+        if st.arch == "codeformer":
+            source = self.net
+            if cfg.vqgan:
+                source = build_model(cfg.model.variant, **cfg.model.params)
+                load_init(source, cfg.vqgan, "vqgan")
+            self.fixed = FixedCoder(source)
+        params = apply_frozen(self.net, st.frozen)
+        self.net.to(self.device)
+        opt_cls = torch.optim.AdamW if st.optimizer == "adamw" else torch.optim.Adam
+        self.opt_g = opt_cls(params, lr=st.lr_g, betas=st.betas, weight_decay=st.weight_decay)
+        self.sched_g = make_scheduler(self.opt_g, st.scheduler)
+        self.ema = EMA(self.net, st.ema_decay)
+        self.disc: nn.Module | None = None
+        self.opt_d = self.sched_d = None
+        if st.uses_disc:
+            self.disc = build_model(cfg.disc.variant, **cfg.disc.params)
+            if cfg.init_d:
+                load_init(self.disc, cfg.init_d, "init_d")
+            self.disc.to(self.device)
+            self.opt_d = opt_cls(self.disc.parameters(), lr=st.lr_d, betas=st.betas, weight_decay=st.weight_decay)
+            self.sched_d = make_scheduler(self.opt_d, st.scheduler)
+        uses_percep = "perceptual" in st.losses and st.losses["perceptual"].weight != 0
+        self.perceptual = build_perceptual(st.perceptual if uses_percep else "none")
+        if self.perceptual is not None:
+            self.perceptual.to(self.device)
+        if self.fixed is not None:
+            self.fixed.to(self.device)
+        self.losses = StageLosses(st, self.net, self.disc, self.perceptual)
+        size = self.net.config.img_size
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.faces, self.skipped = load_face_folder(cfg.data.folder, size)
+        for w in caught:
+            self.echo(f"warning: {w.message}")
+        self.batches = BatchMaker(
+            self.faces, st.name, cfg.run.seed, cfg.data.hflip, cfg.data.preset, cfg.data.preset_small
+        )
+
+    # state -----------------------------------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.out / "ckpt" / checkpointing.STATE_FILE
+
+    def state_blob(self) -> dict[str, Any]:
+        blob: dict[str, Any] = {
+            "params": self.net.state_dict(),
+            "params_ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "step": self.step,
+            "rng": checkpointing.rng_state(),
+            "config": json.dumps(self.cfg.to_dict()),
+            "log": json.dumps(self.rows),
+        }
+        if self.disc is not None:
+            blob.update(
+                params_d=self.disc.state_dict(), opt_d=self.opt_d.state_dict(), sched_d=self.sched_d.state_dict()
+            )
+        if self.fixed is not None:
+            blob["fixed"] = self.fixed.state_dict()
+        return blob
+
+    def save(self) -> Path:
+        return checkpointing.save_state(self.state_path, self.state_blob())
+
+    def resume(self) -> None:
+        blob = checkpointing.load_state(self.state_path, self.cfg.to_dict())
+        self.net.load_state_dict(blob["params"])
+        self.ema.load_state_dict(blob["params_ema"])
+        self.opt_g.load_state_dict(blob["opt_g"])
+        self.sched_g.load_state_dict(blob["sched_g"])
+        if self.disc is not None:
+            self.disc.load_state_dict(blob["params_d"])
+            self.opt_d.load_state_dict(blob["opt_d"])
+            self.sched_d.load_state_dict(blob["sched_d"])
+        if self.fixed is not None:
+            self.fixed.load_state_dict(blob["fixed"])
+        checkpointing.set_rng_state(blob["rng"])
+        self.step = int(blob["step"])
+        self.rows = json.loads(blob["log"])
+        self.echo(f"resumed {self.stage.name} at step {self.step}")
+
+    # one iteration ---------------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def train_step(self) -> dict[str, float]:
+        """Run iteration `self.step + 1`; returns its logged values (means over the micro-batches)."""
+        st, run = self.stage, self.cfg.run
+        it = self.step + 1
+        torch.manual_seed(_step_seed(run.seed, it))
+        mode, w = st.w_schedule.mode(it) if st.w_schedule is not None else ("large", 0.0)
+        batch = self.batches.batch(it, st.batch, mode if st.lq else None)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        if self.fixed is not None:
+            batch["idx"] = self.fixed.targets(batch["hq"])
+        batch_mode = {"mode": mode, "w": w}
+        self.net.train()
+        if self.disc is not None:
+            self.disc.requires_grad_(False)
+        sums: dict[str, float] = {}
+        fakes: list[torch.Tensor] = []
+        self.opt_g.zero_grad(set_to_none=True)
+        n_micro = run.accum
+        for micro in range(n_micro):
+            part = {k: v.chunk(n_micro)[micro] for k, v in batch.items()}
+            with self._autocast():
+                out = self.losses({**part, **batch_mode}, it)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(f"{st.name} iteration {it}: loss is {out.loss.item()}")
+            (out.loss / n_micro).backward()
+            sums["loss"] = sums.get("loss", 0.0) + out.loss.item() / n_micro
+            for k, v in out.logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / n_micro
+            if out.fake is not None:
+                fakes.append(out.fake.detach())
+        self.opt_g.step()
+        if fakes:
+            self.disc.requires_grad_(True)
+            self.opt_d.zero_grad(set_to_none=True)
+            real_parts = batch["hq"].chunk(n_micro)
+            for real, fake in zip(real_parts, fakes, strict=True):
+                with self._autocast():
+                    l_real, l_fake = d_loss(st.gan, self.disc(real), self.disc(fake))
+                (l_real / n_micro).backward()  # real and fake backpropagated separately, as official
+                (l_fake / n_micro).backward()
+                sums["d_real"] = sums.get("d_real", 0.0) + l_real.item() / n_micro
+                sums["d_fake"] = sums.get("d_fake", 0.0) + l_fake.item() / n_micro
+            self.opt_d.step()
+        with warnings.catch_warnings():  # before the GAN start the D scheduler steps without its optimizer, as official
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
+            self.sched_g.step()
+            if self.sched_d is not None:
+                self.sched_d.step()
+        self.ema.update(self.net)
+        self.step = it
+        return sums
+
+    # the run ---------------------------------------------------------------------------------------------------
+    def _progress(self):
+        if not self.show_progress:
+            return contextlib.nullcontext(None)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} {task.fields[rate]} {task.fields[losses]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+
+    def train(self, max_steps: int | None = None, resume: bool = False) -> dict[str, Any]:
+        """Train up to `max_steps` iterations in total (default: the stage's `iters`), checkpointing every
+        `run.ckpt_every` iterations and at the end; then export the weights and the model card."""
+        if resume:
+            self.resume()
+        total = min(self.stage.iters, max_steps) if max_steps is not None else self.stage.iters
+        tb = _tensorboard(self.out)
+        t0, start = time.perf_counter(), self.step
+        with self._progress() as progress:
+            task = (
+                progress.add_task(self.stage.name, total=total, completed=self.step, rate="", losses="")
+                if progress
+                else None
+            )
+            while self.step < total:
+                logs = self.train_step()
+                row = {
+                    "step": self.step,
+                    "lr": self.opt_g.param_groups[0]["lr"],
+                    **{k: round(v, 6) for k, v in logs.items()},
+                }
+                self.rows.append(row)
+                if tb is not None:
+                    for k, v in logs.items():
+                        tb.add_scalar(f"{self.stage.name}/{k}", v, self.step)
+                rate = (self.step - start) / max(time.perf_counter() - t0, 1e-9)
+                if progress is not None:
+                    shown = " ".join(f"{k}={logs[k]:.3g}" for k in ("loss", "pixel", "ce") if k in logs)
+                    progress.update(task, completed=self.step, rate=f"{rate:.2f} it/s", losses=shown)
+                elif self.step % self.cfg.run.log_every == 0 or self.step == total:
+                    self.echo(f"[{self.stage.name} {self.step}/{total} {rate:.2f} it/s] loss={logs['loss']:.4g}")
+                if self.step % self.cfg.run.ckpt_every == 0 or self.step == total:
+                    self.save()
+                    self.write_log()
+        if tb is not None:
+            tb.close()
+        self.save()
+        self.write_log()
+        seconds = time.perf_counter() - t0
+        return self.export(seconds, (self.step - start) / max(seconds, 1e-9))
+
+    # outputs ---------------------------------------------------------------------------------------------------
+    def write_log(self) -> Path:
+        keys = ["step", "lr", *LOG_KEYS, *LOG_KEYS_D]
+        extra = sorted({k for r in self.rows for k in r} - set(keys))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys + extra, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return atomic_write_bytes(self.out / "log.csv", buf.getvalue().encode())
+
+    def final_losses(self, n: int = 10) -> dict[str, float]:
+        rows = self.rows[-n:]
+        keys = sorted({k for r in rows for k in r} - {"step", "lr"})
+        return {k: round(float(np.mean([r[k] for r in rows if k in r])), 5) for k in keys}
+
+    def export(self, seconds: float, rate: float) -> dict[str, Any]:
+        st = self.stage
+        name = st.name
+        meta = {"cfbench.params": "params_ema", "cfbench.stage": name, "cfbench.step": str(self.step)}
+        weights = save_checkpoint(self.ema.module, self.out / f"{name}.safetensors", extra=meta)
+        files = {"weights": weights.name}
+        if self.disc is not None:
+            files["discriminator"] = save_checkpoint(self.disc, self.out / f"{name}_d.safetensors", extra=meta).name
+        card = {
+            "name": name,
+            "what": "cfbench training output; the weights are the EMA of the generator (official params_ema)",
+            "files": {**files, "log": "log.csv", "state": "ckpt/last.pt"},
+            "steps": self.step,
+            "iters_configured": st.iters,
+            "data": {
+                "folder": str(self.cfg.data.folder),
+                "images": len(self.faces),
+                "skipped": len(self.skipped),
+                "skipped_names": self.skipped[:20],
+                "lq_presets": ([self.cfg.data.preset] + ([self.cfg.data.preset_small] if st.w_schedule else []))
+                if st.lq
+                else [],
+                "degrader": [d.name for d in self.batches._degraders.values()],
+            },
+            "losses_used": st.losses_used() if self.perceptual is not None else _without_perceptual(st),
+            "perceptual": st.perceptual if self.perceptual is not None else "none",
+            "final_losses": self.final_losses(),
+            "device": str(self.device),
+            "amp": str(self.amp).removeprefix("torch.") if self.amp else "off",
+            "seconds": round(seconds, 2),
+            "it_per_s": round(rate, 4) if math.isfinite(rate) else None,
+            "config": self.cfg.to_dict(),
+        }
+        card_path = self.out / f"{name}.card.yaml"
+        with atomic_path(card_path) as tmp:
+            tmp.write_text(yaml.safe_dump(card, sort_keys=False))
+        return {"weights": str(weights), "card": str(card_path), "steps": self.step, **card}
+
+
+def _without_perceptual(stage) -> dict[str, Any]:
+    used = stage.losses_used()
+    used.pop("perceptual", None)
+    return used
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tb"))

@@ -1,0 +1,212 @@
+"""The three CodeFormer stages: their official defaults (`default_config`) and their generator losses.
+
+Numbers from the official option files (`../shared/reference/codeformer.md` section 3): Adam betas (0.9, 0.99),
+weight decay 0; batches are the total over the official 8 GPUs.
+
+- stage1 (VQGANModel): L1 1.0 + LPIPS 1.0 + hinge GAN x 0.8 x adaptive weight (clamp 1.0) from iteration 30001 +
+  codebook 1.0 (beta 0.25 inside the quantizer); G and D lr 7e-5, cosine to 6e-5 over 1.6M; EMA 0.995; batch 32.
+- stage2 (CodeFormerIdxModel): quantize and generator frozen; latent L2 1.0 + code CE 0.5; lr 1e-4, MultiStepLR
+  [400k, 450k] x 0.5; 500k iterations; EMA 0.995; batch 32.
+- stage3 (CodeFormerJointModel): quantize and generator frozen; feat 1.0 + CE 0.5 always, and on "small"
+  iterations L1 1.0 + LPIPS 1.0 + hinge GAN x 0.1 x adaptive weight from 5001 (gradients at the last shift conv of
+  the largest fusion block); lr 5e-5 (G and D), cosine to 2e-5 over 150k; EMA 0.997; batch 24; w schedule
+  `WSchedule` (1 up to 40k, 1.3 up to 80k, large-degradation code-only up to 120k, then 1 in 15 small at 1.3).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cfbench.train import losses as L
+from cfbench.train.config import LossTerm, ModelSpec, Scheduler, Stage, TrainConfig, WSchedule
+
+
+def default_stage(name: str) -> Stage:
+    """The official settings of `name` (stage1 | stage2 | stage3)."""
+    if name == "stage1":
+        return Stage(
+            name="stage1",
+            arch="vqgan",
+            losses={
+                "pixel": LossTerm(1.0),
+                "perceptual": LossTerm(1.0),
+                "gan": LossTerm(0.8, start=30001),
+                "codebook": LossTerm(1.0),
+            },
+            lr_g=7e-5,
+            lr_d=7e-5,
+            scheduler=Scheduler("cosine", period=1_600_000, eta_min=6e-5),
+            ema_decay=0.995,
+            iters=1_600_000,
+            batch=32,
+        )
+    if name == "stage2":
+        return Stage(
+            name="stage2",
+            arch="codeformer",
+            frozen=("quantize", "generator"),
+            losses={"feat": LossTerm(1.0), "ce": LossTerm(0.5)},
+            perceptual="none",
+            lr_g=1e-4,
+            lr_d=1e-4,
+            scheduler=Scheduler("multistep", milestones=(400_000, 450_000), gamma=0.5),
+            ema_decay=0.995,
+            iters=500_000,
+            batch=32,
+            lq=True,
+        )
+    if name == "stage3":
+        return Stage(
+            name="stage3",
+            arch="codeformer",
+            frozen=("quantize", "generator"),
+            losses={
+                "pixel": LossTerm(1.0),
+                "perceptual": LossTerm(1.0),
+                "gan": LossTerm(0.1, start=5001),
+                "feat": LossTerm(1.0),
+                "ce": LossTerm(0.5),
+            },
+            lr_g=5e-5,
+            lr_d=5e-5,
+            scheduler=Scheduler("cosine", period=150_000, eta_min=2e-5),
+            ema_decay=0.997,
+            iters=150_000,
+            batch=24,
+            w_schedule=WSchedule(),
+            lq=True,
+        )
+    raise ValueError(f"unknown stage {name!r}")
+
+
+def default_config(name: str) -> TrainConfig:
+    stage = default_stage(name)
+    return TrainConfig(stage=stage, model=ModelSpec("vqgan" if stage.arch == "vqgan" else "codeformer"))
+
+
+# --- modules ----------------------------------------------------------------------------------------------------
+
+
+def apply_frozen(net: nn.Module, frozen: tuple[str, ...]) -> list[nn.Parameter]:
+    """requires_grad False on the named top-level modules, True elsewhere; returns the trainable parameters."""
+    names = dict(net.named_children())
+    for name in frozen:
+        if name not in names and not hasattr(net, name):
+            raise ValueError(f"stage freezes {name!r}, which {type(net).__name__} does not have")
+    net.requires_grad_(True)
+    for name in frozen:
+        getattr(net, name).requires_grad_(False)
+    return [p for p in net.parameters() if p.requires_grad]
+
+
+class FixedCoder(nn.Module):
+    """A frozen copy of a VQGAN encoder + quantizer giving the HQ code targets of stages II and III."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.encoder = copy.deepcopy(net.encoder)
+        self.quantize = copy.deepcopy(net.quantize)
+        self.requires_grad_(False)
+        self.eval()
+
+    @torch.no_grad()
+    def targets(self, hq: torch.Tensor) -> torch.Tensor:
+        """Nearest-code indices (N, s*s) of HQ faces (N, 3, S, S) in [-1, 1]."""
+        z, _ = self.encoder(hq.float())
+        return self.quantize.nearest(z)
+
+
+def adaptive_layer(stage: Stage, net: nn.Module) -> torch.Tensor:
+    """The weight the adaptive GAN weight differentiates at: stage I the generator's final conv, stage III the last
+    conv of the `shift` branch of the largest-resolution fusion block (the official fix_generator case)."""
+    if stage.arch == "vqgan":
+        return net.generator.blocks[-1].weight
+    largest = max(net.fuse_convs_dict, key=int)
+    return net.fuse_convs_dict[largest].shift[-1].weight
+
+
+# --- generator losses -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepOut:
+    """A micro-batch's generator loss (scalar), the fake images for the D step (or None), and logged values."""
+
+    loss: torch.Tensor
+    fake: torch.Tensor | None
+    logs: dict[str, torch.Tensor]
+
+
+class StageLosses:
+    """Generator losses of one stage. `disc` may be None; `perceptual` is the frozen network or None."""
+
+    def __init__(self, stage: Stage, net: nn.Module, disc: nn.Module | None, perceptual: nn.Module | None) -> None:
+        self.stage, self.net, self.disc, self.perceptual = stage, net, disc, perceptual
+        self.terms = stage.losses
+
+    def _on(self, name: str, it: int) -> bool:
+        return name in self.terms and self.terms[name].active(it)
+
+    def _image_losses(self, out: torch.Tensor, hq: torch.Tensor, it: int, logs: dict) -> tuple[torch.Tensor, bool]:
+        """Weighted L1 + perceptual + adaptive GAN on an output image; returns (loss, whether D should step)."""
+        recon = out.new_zeros(())
+        if self._on("pixel", it):
+            logs["pixel"] = L.l1_loss(out, hq)
+            recon = recon + self.terms["pixel"].weight * logs["pixel"]
+        if self._on("perceptual", it) and self.perceptual is not None:
+            logs["perceptual"] = self.perceptual(out.float(), hq.float())
+            recon = recon + self.terms["perceptual"].weight * logs["perceptual"]
+        total = recon
+        gan_on = self._on("gan", it) and self.disc is not None
+        if gan_on:
+            fake_logits = self.disc(out)
+            logs["g_gan"] = L.g_loss(self.stage.gan, fake_logits)
+            if self.stage.adaptive_max > 0 and recon.requires_grad:
+                d_weight = L.adaptive_gan_weight(
+                    recon, logs["g_gan"], adaptive_layer(self.stage, self.net), self.stage.adaptive_max
+                )
+            else:
+                d_weight = torch.ones((), device=out.device)
+            logs["d_weight"] = d_weight
+            total = total + self.terms["gan"].weight * d_weight * logs["g_gan"]
+        return total, gan_on
+
+    def _token_losses(self, logits: torch.Tensor, lq_feat: torch.Tensor, idx_gt: torch.Tensor, it: int, logs: dict):
+        total = lq_feat.new_zeros(()).float()
+        if self._on("feat", it):
+            s = lq_feat.shape[-1]
+            quant_gt = self.net.quantize.lookup(idx_gt, (s, s))
+            logs["feat"] = L.latent_l2(lq_feat.float(), quant_gt.float())
+            total = total + self.terms["feat"].weight * logs["feat"]
+        if self._on("ce", it):
+            logs["ce"] = L.code_cross_entropy(logits, idx_gt)
+            total = total + self.terms["ce"].weight * logs["ce"]
+            logs["token_acc"] = (logits.argmax(2) == idx_gt).float().mean()
+        return total
+
+    def __call__(self, batch: dict[str, torch.Tensor], it: int) -> StepOut:
+        logs: dict[str, torch.Tensor] = {}
+        if self.stage.name == "stage1":
+            hq = batch["hq"]
+            z, _ = self.net.encoder(hq)
+            z_q, cb_loss, stats = self.net.quantize(z)  # straight-through and codebook/commitment inside
+            out = self.net.generator(z_q)
+            loss, gan_on = self._image_losses(out, hq, it, logs)
+            if self._on("codebook", it):
+                logs["codebook"] = cb_loss
+                loss = loss + self.terms["codebook"].weight * cb_loss
+            logs["perplexity"] = stats.perplexity
+            return StepOut(loss, out if gan_on else None, logs)
+        mode = batch.get("mode", "large")
+        if self.stage.name == "stage2" or mode == "large":
+            logits, lq_feat = self.net(batch["lq"], code_only=True)
+            loss = self._token_losses(logits, lq_feat, batch["idx"], it, logs)
+            return StepOut(loss, None, logs)
+        out, logits, lq_feat = self.net(batch["lq"], w=float(batch["w"]), detach_16=True, adain=False)
+        loss = self._token_losses(logits, lq_feat, batch["idx"], it, logs)
+        image_loss, gan_on = self._image_losses(out, batch["hq"], it, logs)
+        return StepOut(loss + image_loss, out if gan_on else None, logs)

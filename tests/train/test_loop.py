@@ -1,0 +1,102 @@
+"""The loop: bit-exact resume on CPU, checkpoints that load like official ones, corrupt images, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from cfbench.cli.train import register
+from cfbench.models import load_checkpoint
+from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.train.dataset import load_face_folder
+from cfbench.train.loop import Trainer, amp_dtype
+from tests.train.helpers import TINY_YAML, tiny
+
+QUIET = {"echo": lambda s: None}
+
+
+def _states(trainer: Trainer) -> dict[str, torch.Tensor]:
+    out = {f"g.{k}": v for k, v in trainer.net.state_dict().items()}
+    out.update({f"ema.{k}": v for k, v in trainer.ema.state_dict().items()})
+    out.update({f"d.{k}": v for k, v in trainer.disc.state_dict().items()} if trainer.disc is not None else {})
+    return out
+
+
+def test_resume_is_bit_exact_on_cpu(tmp_path):
+    # stage 1 with the GAN from iteration 2: G, D (BatchNorm stats), EMA, Adam and schedulers all go through resume
+    cfg = dict(losses={"gan": {"weight": 0.8, "start": 2}}, scheduler={"type": "cosine", "period": 4, "eta_min": 1e-5})
+    straight = Trainer(tiny("stage1", **cfg), tmp_path / "a", **QUIET)
+    straight.train(max_steps=4)
+    first = Trainer(tiny("stage1", **cfg), tmp_path / "b", **QUIET)
+    first.train(max_steps=2)
+    resumed = Trainer(tiny("stage1", **cfg), tmp_path / "b", **QUIET)
+    resumed.train(max_steps=4, resume=True)
+    a, b = _states(straight), _states(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    assert [r["loss"] for r in straight.rows] == [r["loss"] for r in resumed.rows]
+    # the exported weights are the EMA (params_ema) and load with load_checkpoint
+    model = load_checkpoint(tmp_path / "b" / "stage1.safetensors")
+    assert all(torch.equal(v, resumed.ema.state_dict()[k]) for k, v in model.state_dict().items())
+    state, _ = load_state_dict_file(tmp_path / "b" / "ckpt" / "last.pt")  # BasicSR layout: params_ema first
+    assert all(torch.equal(v, resumed.ema.state_dict()[k]) for k, v in state.items())
+    card = yaml.safe_load((tmp_path / "b" / "stage1.card.yaml").read_text())
+    assert card["steps"] == 4 and card["perceptual"] == "none" and "perceptual" not in card["losses_used"]
+    assert card["losses_used"]["gan"]["weight"] == 0.8 and "loss" in card["final_losses"]
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert len(log) == 5 and log[0].startswith("step,lr,loss")
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step")
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+    # stage 2 has no batch statistics: two micro-batches of 1 give the gradient of the batch of 2
+    # (compared on the gradients: Adam's first step is about lr * sign(g), which magnifies float noise)
+    grads = []
+    for accum in (1, 2):
+        trainer = Trainer(tiny("stage2", batch=2, run={"accum": accum}), tmp_path / str(accum), **QUIET)
+        trainer.opt_g.step = lambda: None
+        trainer.train_step()
+        grads.append({k: p.grad for k, p in trainer.net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for k, g in grads[0].items():
+        assert torch.allclose(g, grads[1][k], rtol=1e-4, atol=1e-6), k
+
+
+def test_amp_off_on_cpu_by_default():
+    assert amp_dtype("auto", torch.device("cpu")) is None
+    assert amp_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    assert amp_dtype("off", torch.device("cuda")) is None
+
+
+def test_corrupt_image_is_skipped_with_a_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"ok{i}.png"), rng.integers(0, 256, (80, 80, 3), dtype=np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="broken.png"):
+        faces, skipped = load_face_folder(tmp_path, 64)
+    assert len(faces) == 2 and skipped == ["broken.png"] and faces.images.shape == (2, 64, 64, 3)
+
+
+def test_cli_train_smoke_and_resume(tmp_path):
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", "stage2", "--config", str(TINY_YAML), "--out", str(out), "--json"]
+    res = runner.invoke(app, [*args, "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["steps"] == 1 and (out / "stage2.safetensors").is_file() and (out / "stage2.card.yaml").is_file()
+    res = runner.invoke(app, [*args, "--max-steps", "2", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["steps"] == 2
+    res = runner.invoke(app, ["train", "--help"])
+    assert res.exit_code == 0 and "stage1" in res.output and "stage3" in res.output
