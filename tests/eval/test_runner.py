@@ -123,8 +123,11 @@ def test_a_killed_run_resumes_to_the_same_results(three_faces, tmp_path):
     assert 1 <= done_before < 3
     resumed = _run_cli([*args, "--run-dir", str(killed)], env)
     assert resumed.wait(timeout=300) == 0, resumed.communicate()[1].decode()[-2000:]
-    whole = _run_cli([*args, "--run-dir", str(tmp_path / "whole")], env)
-    assert whole.wait(timeout=300) == 0
+    whole = _run_cli([*args, "--run-dir", str(tmp_path / "whole"), "--json"], env)
+    stdout, stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 0, stderr.decode()[-2000:]
+    summary = json.loads(stdout)  # stdout holds only the JSON summary; progress and tables go to stderr
+    assert [g["w"] for g in summary["groups"]] == [0.0, 1.0] and all(g["n_images"] == 3 for g in summary["groups"])
     a = pd.read_parquet(killed / "results.parquet").drop(columns=["model_ms_per_face"])
     b = pd.read_parquet(tmp_path / "whole" / "results.parquet").drop(columns=["model_ms_per_face"])
     assert len(a) == 3 * 2 and not a.duplicated(["image_id", "w"]).any()
