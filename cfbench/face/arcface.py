@@ -35,6 +35,7 @@ from torch import nn
 
 from cfbench import weights
 from cfbench.errors import CheckpointError
+from cfbench.models.checkpoint import check_state_dict
 
 INPUT_SIZE = 128
 EMBEDDING_DIM = 512
@@ -135,13 +136,6 @@ def load_arcface(state_dict: dict[str, torch.Tensor] | None = None) -> ResNetArc
         if isinstance(state_dict, dict) and "params" in state_dict and isinstance(state_dict["params"], dict):
             state_dict = state_dict["params"]
     state_dict = strip_module_prefix(state_dict)
-    want = net.state_dict()
-    missing, unexpected = sorted(set(want) - set(state_dict)), sorted(set(state_dict) - set(want))
-    bad = [k for k in want if k in state_dict and tuple(state_dict[k].shape) != tuple(want[k].shape)]
-    if missing or unexpected or bad:
-        raise CheckpointError(
-            f"not an ArcFace ResNet-18 (use_se=False) state_dict: missing {missing[:3]}, unexpected {unexpected[:3]}, "
-            f"wrong shapes {bad[:3]}"
-        )
+    check_state_dict(net, state_dict, "the ArcFace ResNet-18 (use_se=False) checkpoint")
     net.load_state_dict(state_dict, strict=True)
     return net.eval()

@@ -41,6 +41,7 @@ from torch import nn
 
 from cfbench import weights
 from cfbench.errors import BadInputError, CheckpointError
+from cfbench.models.checkpoint import check_state_dict
 
 INPUT_SIZE = 256
 HEATMAP_SIZE = 64
@@ -189,14 +190,7 @@ def load_fan(state_dict: dict[str, torch.Tensor] | None = None) -> FAN:
         if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
             raise CheckpointError(f"{path} has no 'state_dict' entry; it is not alignment_WFLW_4HG.pth")
         state_dict = ckpt["state_dict"]
-    want = net.state_dict()
-    missing, unexpected = sorted(set(want) - set(state_dict)), sorted(set(state_dict) - set(want))
-    bad = [k for k in want if k in state_dict and tuple(state_dict[k].shape) != tuple(want[k].shape)]
-    if missing or unexpected or bad:
-        raise CheckpointError(
-            f"not a FAN WFLW (4 hourglasses, 98 landmarks) state_dict: {len(missing)} missing {missing[:3]}, "
-            f"{len(unexpected)} unexpected {unexpected[:3]}, wrong shapes {bad[:3]}"
-        )
+    check_state_dict(net, state_dict, "the FAN WFLW (4 hourglasses, 98 landmarks) checkpoint")
     net.load_state_dict(state_dict, strict=True)
     return net.eval()
 
