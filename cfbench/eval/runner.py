@@ -185,10 +185,12 @@ class FidelityWeightSweep:
         if self.rank == 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
             gt_stats = self._gt_statistics()
+            self._load_gt_poses()
         barrier()
         if self.rank != 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
             gt_stats = self._gt_statistics()  # rank 0 filled the cache
+            self._load_gt_poses()
         done = store.done_parts()
         size = self.config.part_size
         parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
@@ -271,7 +273,7 @@ class FidelityWeightSweep:
 
     def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
         """Head pose (yaw, pitch, roll in degrees, cfbench.face.pose conventions) of the GT face, NaN when there is
-        no GT, no pose backend, or no face found; computed once per image."""
+        no GT, no pose backend, or no face found."""
         if sample.id not in self._poses:
             pose = (math.nan,) * 3
             if self.pose_backend is not None and sample.gt is not None:
@@ -281,6 +283,31 @@ class FidelityWeightSweep:
                     pose = (p.yaw, p.pitch, p.roll)
             self._poses[sample.id] = pose
         return self._poses[sample.id]
+
+    def _load_gt_poses(self) -> None:
+        """GT poses of the whole dataset, computed once and cached by dataset content (like the FID statistics)."""
+        if self.pose_backend is None or not self.has_gt:
+            return
+        cache = FeatureCache()
+        parts = {
+            "kind": "gt_head_pose",
+            "backend": self.pose_note,
+            "dataset": self.dataset.content_hash(),
+            "n": len(self.indices),
+            "version": 1,
+        }
+        cached = cache.load("gt_pose", parts)
+        if cached is not None:
+            self._poses = {i: tuple(map(float, p)) for i, p in zip(cached["ids"].tolist(), cached["pose"], strict=True)}
+            return
+        ids = []
+        for done, i in enumerate(self.indices, 1):
+            sample = self.dataset.load(i)
+            self._gt_pose(sample)
+            ids.append(sample.id)
+            self.progress("GT head pose", done, len(self.indices))
+        pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)
+        cache.save("gt_pose", parts, {"ids": np.array(ids), "pose": pose})
 
     def _decode_all_w(self, net: CodeFormer, state: Any, n: int) -> torch.Tensor:
         """Restored faces in [0, 1] for every w, w-major: rows i * n .. (i + 1) * n - 1 are w = ws[i]."""
