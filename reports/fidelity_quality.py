@@ -32,6 +32,7 @@ from reports.style import (
     family,
     figure,
     metric_label,
+    metric_panels,
     save_figure,
     severity_colors,
     severity_label,
@@ -179,11 +180,8 @@ def metric_vs_w_figure(run: Run, frame: pd.DataFrame, ckpt: str, metrics: Sequen
     sub = frame[frame["checkpoint"] == ckpt]
     sevs = order_severities(sub["severity"])
     colors = severity_colors(sevs)
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = figure(ncols=ncols, nrows=nrows, aspect=0.8)
-    for k, m in enumerate(metrics):
-        ax = axes[k // ncols, k % ncols]
+    fig, axes = metric_panels(len(metrics))
+    for ax, m in zip(axes, metrics, strict=True):
         for sev in sevs:
             block = sub[sub["severity"] == sev].sort_values("w")
             ax.plot(block["w"], block[m], "-o", color=colors[sev], label=severity_label(sev))
@@ -192,9 +190,7 @@ def metric_vs_w_figure(run: Run, frame: pd.DataFrame, ckpt: str, metrics: Sequen
                 ax.fill_between(block["w"], block[lo], block[hi], color=colors[sev], alpha=0.15, linewidth=0)
         ax.set_xlabel("fidelity weight w")
         ax.set_ylabel(metric_label(m, run.directions[m]))
-    for k in range(len(metrics), nrows * ncols):
-        axes[k // ncols, k % ncols].set_visible(False)
-    axes[0, 0].legend(loc="best")
+    axes[0].legend(loc="best")
     fig.suptitle(f"{ckpt}: metrics vs w (mean, 95% bootstrap band)", fontsize=8)
     return fig
 

@@ -23,7 +23,7 @@ from reports.fidelity_quality import pick
 from reports.grid import any_image, image_grid
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
-from reports.style import figure, metric_label, save_figure, slug, w_colors, wants_figures
+from reports.style import metric_label, metric_panels, save_figure, slug, w_colors, wants_figures
 from reports.tabular import ReportTable, write_table
 
 EDGES = (0.0, 15.0, 30.0, 45.0, 60.0, math.inf)
@@ -129,22 +129,17 @@ def vs_yaw_figure(run: Run, table: pd.DataFrame, ckpt: str, sev: str):
     metrics = run.per_image_metrics
     sub = table[(table.checkpoint == ckpt) & (table.severity == sev)]
     colors = w_colors(run.ws)
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = figure(ncols=ncols, nrows=nrows, aspect=0.8)
+    fig, axes = metric_panels(len(metrics))
     counts = sub.groupby("|yaw| bin (deg)", sort=False)["n"].first().reindex(list(LABELS))
     ticks = [f"{b}\nn={int(counts[b])}" for b in LABELS]
-    for k, m in enumerate(metrics):
-        ax = axes[k // ncols, k % ncols]
+    for ax, m in zip(axes, metrics, strict=True):
         for w in run.ws:
             b = sub[sub.w == w].set_index("|yaw| bin (deg)").reindex(list(LABELS))
             ax.plot(range(len(LABELS)), b[m], "-o", color=colors[w], label=f"w = {w:g}")
         ax.set_xticks(range(len(LABELS)), ticks)
         ax.set_xlabel("|GT yaw| (degrees)")
         ax.set_ylabel(metric_label(m, run.directions[m]))
-    for k in range(len(metrics), nrows * ncols):
-        axes[k // ncols, k % ncols].set_visible(False)
-    axes[0, 0].legend(loc="best")
+    axes[0].legend(loc="best")
     fig.suptitle(f"{ckpt}, severity {sev}: metrics by head yaw (empty bins have no point)", fontsize=8)
     return fig
 

@@ -3,6 +3,7 @@ metric labels with units and the direction of "better", and saving every figure 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -105,6 +106,17 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, aspect: f
         nrows, ncols, figsize=(width, panel_w * aspect * nrows + 0.3), squeeze=False, layout="constrained", **kw
     )
     return fig, axes
+
+
+def metric_panels(n: int):
+    """A figure with one panel per metric, at most 3 per row: (fig, the n axes in row-major order); the panels
+    that fill the last row are hidden."""
+    ncols = min(3, n)
+    fig, axes = figure(ncols=ncols, nrows=math.ceil(n / ncols), aspect=0.8)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
 
 
 def wants_figures(formats: Sequence[str]) -> bool:
