@@ -184,13 +184,11 @@ class FidelityWeightSweep:
         provenance = {**self.provenance(), "world_size": self.world}
         if self.rank == 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
-            gt_stats = self._gt_statistics()
-            self._load_gt_poses()
+            gt_stats = self._gt_side()
         barrier()
         if self.rank != 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
-            gt_stats = self._gt_statistics()  # rank 0 filled the cache
-            self._load_gt_poses()
+            gt_stats = self._gt_side()  # rank 0 filled the caches
         done = store.done_parts()
         size = self.config.part_size
         parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
@@ -284,31 +282,6 @@ class FidelityWeightSweep:
             self._poses[sample.id] = pose
         return self._poses[sample.id]
 
-    def _load_gt_poses(self) -> None:
-        """GT poses of the whole dataset, computed once and cached by dataset content (like the FID statistics)."""
-        if self.pose_backend is None or not self.has_gt:
-            return
-        cache = FeatureCache()
-        parts = {
-            "kind": "gt_head_pose",
-            "backend": self.pose_note,
-            "dataset": self.dataset.content_hash(),
-            "n": len(self.indices),
-            "version": 1,
-        }
-        cached = cache.load("gt_pose", parts)
-        if cached is not None:
-            self._poses = {i: tuple(map(float, p)) for i, p in zip(cached["ids"].tolist(), cached["pose"], strict=True)}
-            return
-        ids = []
-        for done, i in enumerate(self.indices, 1):
-            sample = self.dataset.load(i)
-            self._gt_pose(sample)
-            ids.append(sample.id)
-            self.progress("GT head pose", done, len(self.indices))
-        pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)
-        cache.save("gt_pose", parts, {"ids": np.array(ids), "pose": pose})
-
     def _decode_all_w(self, net: CodeFormer, state: Any, n: int) -> torch.Tensor:
         """Restored faces in [0, 1] for every w, w-major: rows i * n .. (i + 1) * n - 1 are w = ws[i]."""
         per_call = max(1, self.config.batch_size // n)
@@ -339,32 +312,63 @@ class FidelityWeightSweep:
             for i, w in enumerate(self.ws):
                 write_image(folder / f"w{w:g}" / f"{s.id}.png", restored[i * n + j].cpu())
 
-    def _gt_statistics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """(mean, cov) of every distribution metric's reference: the GT set (cached by content) or a stats file."""
-        out = {}
+    def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content: the
+        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's) and the GT head
+        poses (kept in `self._poses`)."""
         cache = FeatureCache()
+        refs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        todo: dict[str, tuple[DistributionMetric, dict[str, Any], FeatureStatistics]] = {}
         for m in self.metrics:
             if not isinstance(m.metric, DistributionMetric):
                 continue
             if not m.metric.uses_gt:
-                out[m.column] = m.metric.reference_statistics()
+                refs[m.column] = m.metric.reference_statistics()
                 continue
             parts = {**m.metric.cache_key(), "dataset": self.dataset.content_hash(), "n": len(self.indices)}
             cached = cache.load("fid_stats", parts)
             if cached is None:
-                stats = FeatureStatistics(m.metric.dim)
-                for b in range(0, len(self.indices), self.config.batch_size):
-                    chunk = self.indices[b : b + self.config.batch_size]
-                    gt = torch.stack([self.dataset.load(i).gt for i in chunk]).to(self.device)
-                    with torch.inference_mode():
-                        stats.add(m.metric.features(gt))
-                    self.progress(f"GT features for {m.column}", b + len(chunk), len(self.indices))
-                cache.save("fid_stats", parts, stats.to_arrays())
+                todo[m.column] = (m.metric, parts, FeatureStatistics(m.metric.dim))
             else:
                 stats = FeatureStatistics.from_arrays(cached)
+                refs[m.column] = (stats.mean, stats.cov)
                 self.log(f"{m.column}: GT statistics from the cache")
-            out[m.column] = (stats.mean, stats.cov)
-        return out
+        pose_parts = None
+        if self.pose_backend is not None and self.has_gt:
+            pose_parts = {
+                "kind": "gt_head_pose",
+                "backend": self.pose_note,
+                "dataset": self.dataset.content_hash(),
+                "n": len(self.indices),
+                "version": 1,
+            }
+            cached = cache.load("gt_pose", pose_parts)
+            if cached is not None:
+                ids, poses = cached["ids"].tolist(), cached["pose"]
+                self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
+                pose_parts = None
+        if not todo and pose_parts is None:
+            return refs
+        ids = []
+        for b in range(0, len(self.indices), self.config.batch_size):
+            samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
+            if todo:
+                gt = torch.stack([s.gt for s in samples]).to(self.device)
+                with torch.inference_mode():
+                    for metric, _, stats in todo.values():
+                        stats.add(metric.features(gt))
+            if pose_parts is not None:
+                for s in samples:
+                    self._gt_pose(s)
+                    ids.append(s.id)
+            self.progress("GT features and pose", b + len(samples), len(self.indices))
+        for column, (_, parts, stats) in todo.items():
+            cache.save("fid_stats", parts, stats.to_arrays())
+            refs[column] = (stats.mean, stats.cov)
+        if pose_parts is not None:
+            pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)
+            cache.save("gt_pose", pose_parts, {"ids": np.array(ids), "pose": pose})
+        return refs
 
     def _distribution_rows(
         self, store: RunStore, refs: dict[str, tuple[np.ndarray, np.ndarray]]
