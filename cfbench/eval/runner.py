@@ -42,13 +42,12 @@ from cfbench.metrics import (
     METRICS,
     DistributionMetric,
     FeatureCache,
-    FeatureStatistics,
     MetricSpec,
     PerImageMetric,
     build_metrics,
     parse_metric_list,
 )
-from cfbench.metrics.folders import BuiltMetric
+from cfbench.metrics.folders import BuiltMetric, cached_gt_statistics, store_gt_statistics
 from cfbench.models.codeformer import CodeFormer
 from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
 
@@ -317,22 +316,14 @@ class FidelityWeightSweep:
         reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's) and the GT head
         poses (kept in `self._poses`)."""
         cache = FeatureCache()
-        refs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        todo: dict[str, tuple[DistributionMetric, dict[str, Any], FeatureStatistics]] = {}
-        for m in self.metrics:
-            if not isinstance(m.metric, DistributionMetric):
-                continue
-            if not m.metric.uses_gt:
-                refs[m.column] = m.metric.reference_statistics()
-                continue
-            parts = {**m.metric.cache_key(), "dataset": self.dataset.content_hash(), "n": len(self.indices)}
-            cached = cache.load("fid_stats", parts)
-            if cached is None:
-                todo[m.column] = (m.metric, parts, FeatureStatistics(m.metric.dim))
-            else:
-                stats = FeatureStatistics.from_arrays(cached)
-                refs[m.column] = (stats.mean, stats.cov)
-                self.log(f"{m.column}: GT statistics from the cache")
+        dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
+        refs = {m.column: m.metric.reference_statistics() for m in dist if not m.metric.uses_gt}
+        stats, todo = cached_gt_statistics(
+            dist, lambda: {"dataset": self.dataset.content_hash(), "n": len(self.indices)}, cache
+        )
+        for column in sorted(stats.keys() - todo.keys()):
+            refs[column] = (stats[column].mean, stats[column].cov)
+            self.log(f"{column}: GT statistics from the cache")
         pose_parts = None
         if self.pose_backend is not None and self.has_gt:
             pose_parts = {
@@ -355,16 +346,16 @@ class FidelityWeightSweep:
             if todo:
                 gt = torch.stack([s.gt for s in samples]).to(self.device)
                 with torch.inference_mode():
-                    for metric, _, stats in todo.values():
-                        stats.add(metric.features(gt))
+                    for m in dist:
+                        if m.column in todo:
+                            stats[m.column].add(m.metric.features(gt))
             if pose_parts is not None:
                 for s in samples:
                     self._gt_pose(s)
                     ids.append(s.id)
             self.progress("GT features and pose", b + len(samples), len(self.indices))
-        for column, (_, parts, stats) in todo.items():
-            cache.save("fid_stats", parts, stats.to_arrays())
-            refs[column] = (stats.mean, stats.cov)
+        store_gt_statistics(stats, todo, cache)
+        refs.update({column: (stats[column].mean, stats[column].cov) for column in todo})
         if pose_parts is not None:
             pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)
             cache.save("gt_pose", pose_parts, {"ids": np.array(ids), "pose": pose})

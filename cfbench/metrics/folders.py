@@ -130,15 +130,15 @@ def score_folders(
 ) -> FolderScores:
     """Run every metric over `pairs`, batch by batch. `on_batch(n_done)` reports progress.
 
-    Distribution metrics with `ref == 'gt'` need GT statistics: taken from `cache` when present, otherwise
-    computed in the same pass and stored there.
+    Distribution metrics that compare with the GT set (`uses_gt`) need its statistics: taken from `cache` when
+    present, otherwise computed in the same pass and stored there.
     """
     has_gt = all(p.gt is not None for p in pairs)
     _check_references(metrics, has_gt)
     per_image = [m for m in metrics if isinstance(m.metric, PerImageMetric)]
     dist = [m for m in metrics if isinstance(m.metric, DistributionMetric)]
     pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
-    gt_stats, to_fill = _gt_statistics(pairs, dist, cache)
+    gt_stats, to_fill = cached_gt_statistics(dist, lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)}, cache)
     columns: dict[str, list[torch.Tensor]] = {m.column: [] for m in per_image}
     done = 0
     with torch.inference_mode():
@@ -157,9 +157,7 @@ def score_folders(
             done += len(chunk)
             if on_batch:
                 on_batch(done)
-    for column, parts in to_fill.items():
-        if cache:
-            cache.save("fid_stats", parts, gt_stats[column].to_arrays())
+    store_gt_statistics(gt_stats, to_fill, cache)
     table = pd.DataFrame({"file": [p.name for p in pairs]})
     for column, values in columns.items():
         table[column] = torch.cat(values).numpy()
@@ -175,22 +173,36 @@ def _check_references(metrics: Sequence[BuiltMetric], has_gt: bool) -> None:
             raise BadInputError(f"{m.column} compares with the GT set: give a GT folder or another --fid-ref")
 
 
-def _gt_statistics(
-    pairs: Sequence[ImagePair], dist: Sequence[BuiltMetric], cache: FeatureCache | None
+def cached_gt_statistics(
+    dist: Sequence[BuiltMetric], content: Callable[[], dict[str, Any]], cache: FeatureCache | None
 ) -> tuple[dict[str, FeatureStatistics], dict[str, dict[str, Any]]]:
-    """GT statistics found in the cache, and the cache keys of those still to compute (empty accumulators)."""
+    """For the distribution metrics that compare with the GT set: their GT statistics found in `cache`, and, for the
+    others, empty accumulators plus the cache key to store them under once filled (`store_gt_statistics`).
+
+    `content()` names the GT set (a content hash and the number of images); it is called only when some metric
+    needs it, since hashing a dataset reads it.
+    """
     stats: dict[str, FeatureStatistics] = {}
     to_fill: dict[str, dict[str, Any]] = {}
     users = [m for m in dist if _uses_gt(m.metric)]
-    gt_hash = gt_files_hash(pairs) if users else ""
+    named = content() if users else {}
     for m in users:
-        parts = {**m.metric.cache_key(), "gt_content": gt_hash, "n": len(pairs)}
+        parts = {**m.metric.cache_key(), **named}
         cached = cache.load("fid_stats", parts) if cache else None
         if cached is None:
             stats[m.column], to_fill[m.column] = FeatureStatistics(m.metric.dim), parts
         else:
             stats[m.column] = FeatureStatistics.from_arrays(cached)
     return stats, to_fill
+
+
+def store_gt_statistics(
+    stats: dict[str, FeatureStatistics], to_fill: dict[str, dict[str, Any]], cache: FeatureCache | None
+) -> None:
+    """Save the accumulators that `cached_gt_statistics` handed out, now filled."""
+    for column, parts in to_fill.items():
+        if cache:
+            cache.save("fid_stats", parts, stats[column].to_arrays())
 
 
 def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | None, computed: bool) -> dict[str, Any]:
