@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from cfbench.errors import HashMismatchError, MissingWeightsError
 from cfbench.registry import Registry
 
@@ -227,11 +229,6 @@ def weights_path(name: str) -> Path:
     return (BUNDLED_DIR if entry.bundled else weights_dir()) / entry.filename
 
 
-def _torch_hub_dir() -> Path:
-    home = os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch"
-    return Path(home) / "hub" / "checkpoints"
-
-
 def _package_path(package: str, relative: str) -> Path | None:
     """The file inside an installed package, located without importing the package (its import may be heavy)."""
     try:
@@ -250,7 +247,7 @@ def candidate_paths(name: str) -> list[Path]:
     if entry.package_file and (found := _package_path(*entry.package_file)):
         paths.append(found)
     if entry.torch_hub:
-        paths.append(_torch_hub_dir() / entry.filename)
+        paths.append(Path(torch.hub.get_dir()) / "checkpoints" / entry.filename)
     return paths
 
 
