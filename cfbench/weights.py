@@ -17,7 +17,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from cfbench.atomic import atomic_path
 from cfbench.errors import HashMismatchError, MissingWeightsError
 from cfbench.registry import Registry
 
@@ -310,7 +310,8 @@ def verify(name: str) -> tuple[bool | None, str]:
     return hash_matches(name, digest), digest
 
 
-def _install(name: str, source: Path, digest: str) -> Path:
+def _check_install(name: str, source: str | os.PathLike, digest: str) -> WeightsFile:
+    """The entry of `name` if a file with sha256 `digest` (from `source`) may be installed as it, else raise."""
     entry = WEIGHTS.get(name)
     if entry.bundled:
         raise MissingWeightsError(
@@ -321,19 +322,13 @@ def _install(name: str, source: Path, digest: str) -> Path:
         raise HashMismatchError(
             f"{source} has sha256 {digest}, but '{name}' must have {want}; the file is not {entry.filename}"
         )
-    dest = weights_path(name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return entry
+
+
+def _record_hash(entry: WeightsFile, dest: Path, digest: str) -> None:
+    """Files with no pinned hash or prefix: record the first hash seen, which `verify` checks from then on."""
     if entry.sha256 is None and entry.sha256_prefix is None:
         dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {entry.filename}\n")
-    return dest
 
 
 def import_file(name: str, source: str | os.PathLike) -> Path:
@@ -341,37 +336,47 @@ def import_file(name: str, source: str | os.PathLike) -> Path:
     source = Path(source)
     if not source.is_file():
         raise MissingWeightsError(f"file to import not found: {source}")
-    return _install(name, source, sha256_file(source))
+    digest = sha256_file(source)
+    entry = _check_install(name, source, digest)
+    dest = weights_path(name)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
+    _record_hash(entry, dest, digest)
+    return dest
+
+
+def _download(url: str, dest: Path, progress: Callable[[int, int | None], None] | None, timeout: float) -> str:
+    """Stream `url` into `dest`; returns the sha256 of what was written."""
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        done = 0
+        while block := resp.read(1 << 20):
+            out.write(block)
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
 
 
 def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 60.0) -> Path:
-    """Download `name` (trying each URL), check its hash and move it into the cache; no-op if already cached."""
+    """Download `name` (trying each URL), check its hash and move it into the cache; no-op if already present.
+    The download goes straight into a temp file beside the destination, renamed only once its hash is right."""
     entry = WEIGHTS.get(name)
     dest = weights_path(name)
     if entry.bundled or locate(name) is not None:
         return require(name)
     if not entry.urls:
         raise MissingWeightsError(_missing_message(entry, dest) + "; it has no direct download URL")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in entry.urls:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
         try:
-            h = hashlib.sha256()
-            with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
-                total = int(resp.headers.get("Content-Length") or 0) or None
-                done = 0
-                while block := resp.read(1 << 20):
-                    out.write(block)
-                    h.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
-            return _install(name, Path(tmp), h.hexdigest())
+            with atomic_path(dest) as tmp:
+                digest = _download(url, tmp, progress, timeout)
+                _check_install(name, url, digest)  # a wrong file never replaces the destination
+            _record_hash(entry, dest, digest)
+            return dest
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     raise MissingWeightsError(f"could not download '{name}' ({'; '.join(errors)}); " + _missing_message(entry, dest))
