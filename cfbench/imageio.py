@@ -1,4 +1,5 @@
-"""Image files <-> float32 RGB tensors in [0, 1]. Decoding goes through OpenCV (libpng/libjpeg)."""
+"""Image files <-> float32 RGB tensors in [0, 1], and the check of that tensor contract. Decoding goes through
+OpenCV (libpng/libjpeg)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def check_images(images: torch.Tensor, what: str = "images") -> None:
+    """Raise BadInputError unless `images` is a float RGB NCHW tensor with finite values in [0, 1] (the contract
+    of every API boundary; `what` names the images in the message)."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise BadInputError(f"{what} must be an RGB batch of shape (N, 3, H, W); got {shape}")
+    if not images.is_floating_point():
+        raise BadInputError(f"{what} must be a float tensor in [0, 1]; got {images.dtype} (divide uint8 by 255)")
+    if images.shape[0] == 0:
+        return  # nothing to check (and min/max of an empty tensor raise)
+    if not torch.isfinite(images).all():
+        raise BadInputError(f"{what} contain NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0 or hi > 1:
+        raise BadInputError(f"{what} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] (clamp, or scale by 1/255)")
 
 
 def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tensor:

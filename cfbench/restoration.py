@@ -9,6 +9,7 @@ import torch
 
 from cfbench import weights
 from cfbench.errors import BadInputError
+from cfbench.imageio import check_images
 from cfbench.models.checkpoint import load_checkpoint
 from cfbench.models.codeformer import CodeFormer
 
@@ -49,22 +50,11 @@ def load_restorer(spec: str | os.PathLike | CodeFormer = DEFAULT_CHECKPOINT, dev
 
 def check_unit_images(images: torch.Tensor, size: int) -> None:
     """Raise BadInputError unless `images` is a finite float (N, 3, size, size) batch in [0, 1]."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise BadInputError(f"expected float32 RGB images of shape (N, 3, H, W); got {shape}")
+    check_images(images)
     if tuple(images.shape[2:]) != (size, size):
         raise BadInputError(
             f"expected aligned {size}x{size} faces; got {images.shape[3]}x{images.shape[2]} "
             "(resize them first, or use `cfbench restore --resize`)"
-        )
-    if not images.is_floating_point():
-        raise BadInputError(f"expected float images in [0, 1]; got dtype {images.dtype} (divide uint8 by 255)")
-    if not torch.isfinite(images).all():
-        raise BadInputError("the images contain NaN or infinite values")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0 or hi > 1:
-        raise BadInputError(
-            f"expected images in [0, 1]; got values in [{lo:.3g}, {hi:.3g}] (nothing is rescaled silently)"
         )
 
 

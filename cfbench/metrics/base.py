@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from cfbench.errors import BadInputError
+from cfbench.imageio import check_images
 
 
 class MetricKind(str, enum.Enum):
@@ -59,22 +60,6 @@ class MetricSpec:
     @property
     def direction(self) -> str:
         return "higher" if self.higher_is_better else "lower"
-
-
-def check_images(images: torch.Tensor, what: str = "images") -> None:
-    """Raise BadInputError unless `images` is a float RGB NCHW tensor with finite values in [0, 1]."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise BadInputError(f"{what} must be an RGB batch of shape (N, 3, H, W); got {shape}")
-    if not images.is_floating_point():
-        raise BadInputError(f"{what} must be a float tensor in [0, 1]; got {images.dtype} (divide uint8 by 255)")
-    if images.shape[0] == 0:
-        return  # nothing to check (and min/max of an empty tensor raise)
-    if not torch.isfinite(images).all():
-        raise BadInputError(f"{what} contain NaN or infinite values")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0 or hi > 1:
-        raise BadInputError(f"{what} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] (clamp, or scale by 1/255)")
 
 
 def check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
