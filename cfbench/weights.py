@@ -13,6 +13,7 @@ torch hub already downloaded (`$TORCH_HOME/hub/checkpoints/`) are used where the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -256,10 +257,18 @@ def locate(name: str) -> Path | None:
     return next((p for p in candidate_paths(name) if p.is_file()), None)
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file, hashed once per process while its size and modification time stay the same (eval
+    provenance, the FID cache key and the regression gate all ask for the same large weights files)."""
+    st = os.stat(path)
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
 

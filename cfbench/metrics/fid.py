@@ -412,7 +412,6 @@ class FID(DistributionMetric):
         self.reference_path = self.reference.locate()  # MissingWeightsError now rather than after the features
         self.weights_path = weights.require("pt_inception")
         self.model = load_fid_inception(self.weights_path, self.device)
-        self._weights_sha256: str | None = None
         self._reference_stats: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -422,9 +421,7 @@ class FID(DistributionMetric):
 
     @property
     def weights_sha256(self) -> str:
-        if self._weights_sha256 is None:
-            self._weights_sha256 = weights.sha256_file(self.weights_path)
-        return self._weights_sha256
+        return weights.sha256_file(self.weights_path)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float RGB in [0, 1], any H and W -> (N, 2048) float32 pool3 features on `self.device`."""
