@@ -118,6 +118,8 @@ class DataSpec:
     hflip: bool = True
     preset: str = "codeformer-train"  # stage II and stage III "large"
     preset_small: str = "codeformer-train-small"  # stage III "small"
+    crop: int | None = None  # stage I only: random crop x crop patches of the faces (the VQGAN is convolutional)
+    exclude: tuple[str, ...] = ()  # file names of the folder not to train on (held-out faces)
 
 
 @dataclass
@@ -243,11 +245,17 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (run.accum >= 1 and st.batch % run.accum == 0, "run.accum", f">= 1 and a divisor of batch {st.batch}"),
         (run.amp in ("auto", "bf16", "off"), "run.amp", "auto|bf16|off"),
         (run.ckpt_every >= 1, "run.ckpt_every", ">= 1"),
+        (cfg.data.crop is None or not st.lq, "data.crop", "unset in the LQ stages (the transformer sees whole faces)"),
+        (cfg.data.crop is None or cfg.data.crop >= 1, "data.crop", ">= 1"),
         (set(st.losses) <= {"pixel", "perceptual", "gan", "codebook", "feat", "ce"}, "losses", "known loss names"),
     ]
     for ok, name, want in checks:
         if not ok:
-            value = getattr(run, name[4:]) if name.startswith("run.") else getattr(st, name.split(".")[0])
+            section, _, field_name = name.partition(".")
+            if section in ("run", "data"):
+                value = getattr(getattr(cfg, section), field_name)
+            else:
+                value = getattr(st, section)
             raise BadInputError(f"train config field '{name}' must be {want}, got {value!r}")
     if "perceptual" in st.losses and st.losses["perceptual"].weight and st.perceptual == "none":
         raise BadInputError("train config field 'perceptual' is none but losses.perceptual has a weight")

@@ -141,12 +141,16 @@ class Trainer:
         size = self.net.config.img_size
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.faces, self.skipped = load_face_folder(cfg.data.folder, size)
+            self.faces, self.skipped = load_face_folder(cfg.data.folder, size, cfg.data.exclude)
         for w in caught:
             self.echo(f"warning: {w.message}")
+        factor = 2 ** (len(self.net.config.ch_mult) - 1)
+        if cfg.data.crop is not None and cfg.data.crop % factor:
+            raise BadInputError(f"train config field 'data.crop' must be a multiple of {factor}, got {cfg.data.crop}")
         self.batches = BatchMaker(
-            self.faces, st.name, cfg.run.seed, cfg.data.hflip, cfg.data.preset, cfg.data.preset_small
+            self.faces, st.name, cfg.run.seed, cfg.data.hflip, cfg.data.preset, cfg.data.preset_small, cfg.data.crop
         )
+        self._codes: dict[int, torch.Tensor] = {}
 
     # state -----------------------------------------------------------------------------------------------------
     @property
@@ -193,6 +197,15 @@ class Trainer:
         self.echo(f"resumed {self.stage.name} at step {self.step}")
 
     # one iteration ---------------------------------------------------------------------------------------------
+    def code_targets(self, hq: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """The fixed coder's code indices (N, s*s) of HQ faces (N, 3, S, S), computed one face at a time (so a
+        face's codes never depend on its batch) and cached by face and flip (`key`): the coder is frozen and the HQ
+        faces repeat, as the official training reads precomputed HQ codes."""
+        for i, key in enumerate(keys.tolist()):
+            if key not in self._codes:
+                self._codes[key] = self.fixed.targets(hq[i : i + 1])[0]
+        return torch.stack([self._codes[k] for k in keys.tolist()])
+
     def _autocast(self):
         if self.amp is None:
             return contextlib.nullcontext()
@@ -207,7 +220,7 @@ class Trainer:
         batch = self.batches.batch(it, st.batch, mode if st.lq else None)
         batch = {k: v.to(self.device) for k, v in batch.items()}
         if self.fixed is not None:
-            batch["idx"] = self.fixed.targets(batch["hq"])
+            batch["idx"] = self.code_targets(batch["hq"], batch["key"])
         batch_mode = {"mode": mode, "w": w}
         self.net.train()
         if self.disc is not None:

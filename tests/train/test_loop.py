@@ -13,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cfbench.cli.train import register
+from cfbench.errors import BadInputError
 from cfbench.models import load_checkpoint
 from cfbench.models.checkpoint import load_state_dict_file
 from cfbench.train.dataset import load_face_folder
@@ -100,3 +101,48 @@ def test_cli_train_smoke_and_resume(tmp_path):
     assert json.loads(res.output.strip().splitlines()[-1])["steps"] == 2
     res = runner.invoke(app, ["train", "--help"])
     assert res.exit_code == 0 and "stage1" in res.output and "stage3" in res.output
+
+
+def test_exclude_holds_faces_out_and_rejects_unknown_names(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    faces, _ = load_face_folder(tmp_path, 64, exclude=["f1.png"])
+    assert faces.names == ("f0.png", "f2.png")
+    with pytest.raises(BadInputError, match="data.exclude.*typo.png"):
+        load_face_folder(tmp_path, 64, exclude=["typo.png"])
+
+
+def test_stage1_crops_are_patches_of_the_faces(tmp_path):
+    trainer = Trainer(tiny("stage1", data={"crop": 32}), tmp_path, **QUIET)
+    batch = trainer.batches.batch(1, 3, None)
+    assert batch["hq"].shape == (3, 3, 32, 32) and (batch["key"] == -1).all()
+    full = torch.from_numpy(trainer.faces.images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    for patch in batch["hq"]:
+        windows = full.unfold(2, 32, 1).unfold(3, 32, 1)  # (N, 3, H-31, W-31, 32, 32)
+        mirrored = windows.flip(-1)
+        hit = [(w - patch[:, None, None]).abs().amax(dim=(1, 4, 5)).min() < 1e-6 for w in (windows, mirrored)]
+        assert any(hit)
+    trainer.train(max_steps=1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"stage": "stage2", "data": {"crop": 32}}, "data.crop"),
+        ({"stage": "stage1", "data": {"crop": 30}}, "data.crop"),
+    ],
+)
+def test_crop_errors_name_the_field(overrides, field, tmp_path):
+    stage = overrides.pop("stage")
+    with pytest.raises(BadInputError, match=field):
+        Trainer(tiny(stage, **overrides), tmp_path, **QUIET)
+
+
+def test_code_targets_are_cached_per_face_and_flip(tmp_path):
+    trainer = Trainer(tiny("stage2"), tmp_path, **QUIET)
+    batch = trainer.batches.batch(1, 2, "large")
+    first = trainer.code_targets(batch["hq"], batch["key"])
+    assert torch.equal(first, trainer.fixed.targets(batch["hq"]))
+    assert set(trainer._codes) == set(batch["key"].tolist())
+    assert torch.equal(trainer.code_targets(batch["hq"], batch["key"]), first)
