@@ -145,7 +145,7 @@ for _entry in (
         "codeformer_tiny.safetensors",
         (),
         "MIT (trained by cfbench on the faces listed in its model card)",
-        "small demo CodeFormer trained on CPU by cfbench; see cfbench/weights_bundled/MODEL_CARD.md",
+        "small demo CodeFormer trained on CPU by cfbench train; see cfbench/weights_bundled/codeformer_tiny.card.yaml",
         bundled=True,
     ),
     WeightsFile(

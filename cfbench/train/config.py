@@ -90,6 +90,9 @@ class Stage:
     batch: int = 4  # images per optimizer step (official: per-GPU batch x 8 GPUs)
     w_schedule: WSchedule | None = None
     lq: bool = False  # train on synthesized LQ inputs (stages II/III)
+    # stage I: every N iterations, the codes no latent chose in those N iterations restart at random encoder
+    # outputs of the iteration's batch (against codebook collapse in short runs; 0 = never, as official)
+    codebook_restart: int = 0
 
     @property
     def uses_disc(self) -> bool:
@@ -245,6 +248,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (run.accum >= 1 and st.batch % run.accum == 0, "run.accum", f">= 1 and a divisor of batch {st.batch}"),
         (run.amp in ("auto", "bf16", "off"), "run.amp", "auto|bf16|off"),
         (run.ckpt_every >= 1, "run.ckpt_every", ">= 1"),
+        (st.codebook_restart >= 0, "codebook_restart", ">= 0"),
+        (
+            st.codebook_restart == 0 or st.arch == "vqgan",
+            "codebook_restart",
+            "0 outside stage I (the codebook is frozen)",
+        ),
         (cfg.data.crop is None or not st.lq, "data.crop", "unset in the LQ stages (the transformer sees whole faces)"),
         (cfg.data.crop is None or cfg.data.crop >= 1, "data.crop", ">= 1"),
         (set(st.losses) <= {"pixel", "perceptual", "gan", "codebook", "feat", "ce"}, "losses", "known loss names"),

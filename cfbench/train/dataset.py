@@ -1,6 +1,6 @@
 """Training batches: a folder of aligned faces in memory, per-step random draws, LQ synthesized on the fly.
 
-Every random choice of iteration `it` comes from `data.step_rng(seed, stage, it)` (and, under DDP, the rank), so
+Every random choice of iteration `it` comes from `step_rng(seed, stage, it)` (and, under DDP, the rank), so
 the batch of an iteration does not depend on how the run was interrupted and resumed; the degradation preset gets
 one seed per image from the same stream. Unreadable images are skipped with a warning and counted.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,39 +19,130 @@ import torch
 
 from cfbench.errors import BadInputError
 from cfbench.imageio import IMAGE_EXTENSIONS
-from cfbench.train.data import Degrader, FaceSet, step_rng, to_tensor
 
 STAGE_INDEX = {"stage1": 1, "stage2": 2, "stage3": 3}
 
 
-def load_face_folder(folder: str | os.PathLike, size: int, exclude: Sequence[str] = ()) -> tuple[FaceSet, list[str]]:
-    """(faces, skipped names): every decodable square image of `folder` whose name is not in `exclude`, resized to
-    size x size (INTER_AREA down, INTER_CUBIC up), uint8 RGB. Images that fail to decode or are not square are
-    skipped with a warning. A name of `exclude` that is not in the folder is an error (a typo would train on it)."""
-    folder = resolve_folder(folder)
-    if not folder.is_dir():
-        raise BadInputError(f"training data folder not found: {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    absent = sorted(set(exclude) - {p.name for p in paths})
+@dataclass(frozen=True)
+class FaceSet:
+    """Aligned faces as uint8 RGB arrays (N, S, S, 3), with their file names."""
+
+    names: tuple[str, ...]
+    images: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) RGB -> float32 (N, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def step_rng(seed: int, stage: int, step: int) -> np.random.Generator:
+    """The random stream of one training step (independent of how the run was interrupted and resumed)."""
+    return np.random.default_rng([seed, stage, step])
+
+
+class Degrader:
+    """HQ -> LQ with a `degradations` preset: `__call__(hq, rng)` maps float32 (N, 3, H, W) in [0, 1] to LQ of the
+    same shape (8-bit quantised), one seed per image drawn from `rng`; `with_seeds` takes the seeds."""
+
+    def __init__(self, preset: str) -> None:
+        import degradations
+
+        self.preset = preset
+        self._pipeline = degradations.load_preset(preset)
+        self.name = f"degradations:{preset}"
+
+    def __call__(self, hq: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        return self.with_seeds(hq, [int(rng.integers(0, 2**63)) for _ in range(hq.shape[0])])
+
+    def with_seeds(self, hq: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        return self._pipeline(hq, list(seeds))[0]
+
+
+def load_faces(spec: str | os.PathLike, size: int, exclude: Sequence[str] = ()) -> tuple[FaceSet, list[str]]:
+    """(faces, skipped names) of `data.folder`: a folder of aligned faces, or a dataset spec of the eval registry
+    (`hf:NAME[:split]`, `folder:PATH`, `demo`, ...; its GT side). Faces are resized to size x size, uint8 RGB.
+    Unreadable images are skipped with a warning and counted; a name of `exclude` (file names for a folder, ids
+    for a dataset) that is not there is an error, so a typo cannot train on a held-out face."""
+    folder = resolve_folder(spec)
+    if folder.is_dir():
+        return _load_folder(folder, size, exclude)
+    from cfbench.data.registry import DATASETS
+
+    if str(spec).partition(":")[0] in DATASETS:
+        return _load_dataset(str(spec), size, exclude)
+    raise BadInputError(f"training data folder not found: {folder} (or give a dataset spec such as hf:NAME[:split])")
+
+
+def _check_exclude(exclude: Sequence[str], names: Sequence[str], where: str) -> set[str]:
+    absent = sorted(set(exclude) - set(names))
     if absent:
-        raise BadInputError(f"train config field 'data.exclude' names {absent[0]!r}, which is not an image of {folder}")
-    paths = [p for p in paths if p.name not in set(exclude)]
+        raise BadInputError(f"train config field 'data.exclude' names {absent[0]!r}, which is not an image of {where}")
+    return set(exclude)
+
+
+def _skip(skipped: list[str], name: str, where: str, why: str) -> None:
+    warnings.warn(f"skipping training image {name} of {where}: {why}", stacklevel=3)
+    skipped.append(name)
+
+
+def _fit(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def _faceset(names: list[str], images: list[np.ndarray], skipped: list[str], where: str) -> tuple[FaceSet, list[str]]:
+    if not images:
+        raise BadInputError(f"no usable images in {where} ({len(skipped)} skipped)")
+    return FaceSet(tuple(names), np.ascontiguousarray(np.stack(images))), skipped
+
+
+def _load_folder(folder: Path, size: int, exclude: Sequence[str]) -> tuple[FaceSet, list[str]]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    excluded = _check_exclude(exclude, [p.name for p in paths], str(folder))
     names, images, skipped = [], [], []
     for p in paths:
+        if p.name in excluded:
+            continue
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None or img.shape[0] != img.shape[1]:
-            why = "cannot decode" if img is None else f"not square ({img.shape[1]}x{img.shape[0]})"
-            warnings.warn(f"skipping training image {p}: {why}", stacklevel=2)
-            skipped.append(p.name)
+            _skip(
+                skipped,
+                p.name,
+                str(folder),
+                "cannot decode" if img is None else f"not square ({img.shape[1]}x{img.shape[0]})",
+            )
             continue
-        if img.shape[0] != size:
-            interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (size, size), interpolation=interp)
         names.append(p.name)
-        images.append(img[:, :, ::-1])
-    if not images:
-        raise BadInputError(f"no usable images in {folder} ({len(skipped)} skipped)")
-    return FaceSet(tuple(names), np.ascontiguousarray(np.stack(images))), skipped
+        images.append(_fit(img[:, :, ::-1], size))
+    return _faceset(names, images, skipped, str(folder))
+
+
+def _load_dataset(spec: str, size: int, exclude: Sequence[str]) -> tuple[FaceSet, list[str]]:
+    from cfbench.data.registry import get_dataset
+
+    ds = get_dataset(spec)
+    if not ds.has_gt:
+        raise BadInputError(f"train config field 'data.folder': dataset {spec} has no GT (HQ) images to train on")
+    excluded = _check_exclude(exclude, ds.ids, spec)
+    names, images, skipped = [], [], []
+    for i, face_id in enumerate(ds.ids):
+        if face_id in excluded:
+            continue
+        try:
+            gt = ds.load(i).gt
+        except BadInputError as exc:
+            _skip(skipped, face_id, spec, str(exc))
+            continue
+        img = gt.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
+        names.append(face_id)
+        images.append(_fit(img, size))
+    return _faceset(names, images, skipped, spec)
 
 
 def resolve_folder(folder: str | os.PathLike) -> Path:

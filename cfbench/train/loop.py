@@ -35,12 +35,24 @@ from cfbench.models import build_model, save_checkpoint
 from cfbench.models.checkpoint import load_state_dict_file
 from cfbench.train import checkpointing
 from cfbench.train.config import Scheduler, TrainConfig
-from cfbench.train.dataset import BatchMaker, load_face_folder
+from cfbench.train.dataset import BatchMaker, load_faces
 from cfbench.train.ema import EMA
 from cfbench.train.losses import build_perceptual, d_loss
-from cfbench.train.stages import FixedCoder, StageLosses, apply_frozen
+from cfbench.train.stages import FixedCoder, StageLosses, apply_frozen, restart_dead_codes
 
-LOG_KEYS = ("loss", "pixel", "perceptual", "g_gan", "d_weight", "codebook", "perplexity", "feat", "ce", "token_acc")
+LOG_KEYS = (
+    "loss",
+    "pixel",
+    "perceptual",
+    "g_gan",
+    "d_weight",
+    "codebook",
+    "perplexity",
+    "restarted",
+    "feat",
+    "ce",
+    "token_acc",
+)
 LOG_KEYS_D = ("d_real", "d_fake")
 
 
@@ -141,7 +153,7 @@ class Trainer:
         size = self.net.config.img_size
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.faces, self.skipped = load_face_folder(cfg.data.folder, size, cfg.data.exclude)
+            self.faces, self.skipped = load_faces(cfg.data.folder, size, cfg.data.exclude)
         for w in caught:
             self.echo(f"warning: {w.message}")
         factor = 2 ** (len(self.net.config.ch_mult) - 1)
@@ -151,6 +163,7 @@ class Trainer:
             self.faces, st.name, cfg.run.seed, cfg.data.hflip, cfg.data.preset, cfg.data.preset_small, cfg.data.crop
         )
         self._codes: dict[int, torch.Tensor] = {}
+        self.usage = torch.zeros(self.net.quantize.codebook_size, dtype=torch.long) if st.codebook_restart else None
 
     # state -----------------------------------------------------------------------------------------------------
     @property
@@ -168,6 +181,8 @@ class Trainer:
             "config": json.dumps(self.cfg.to_dict()),
             "log": json.dumps(self.rows),
         }
+        if self.usage is not None:
+            blob["codebook_usage"] = self.usage
         if self.disc is not None:
             blob.update(
                 params_d=self.disc.state_dict(), opt_d=self.opt_d.state_dict(), sched_d=self.sched_d.state_dict()
@@ -191,6 +206,8 @@ class Trainer:
             self.sched_d.load_state_dict(blob["sched_d"])
         if self.fixed is not None:
             self.fixed.load_state_dict(blob["fixed"])
+        if self.usage is not None:
+            self.usage = blob["codebook_usage"]
         checkpointing.set_rng_state(blob["rng"])
         self.step = int(blob["step"])
         self.rows = json.loads(blob["log"])
@@ -241,7 +258,12 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / n_micro
             if out.fake is not None:
                 fakes.append(out.fake.detach())
+            if self.usage is not None:
+                self.usage += torch.bincount(out.codes.cpu(), minlength=self.usage.numel())
         self.opt_g.step()
+        if self.usage is not None and it % st.codebook_restart == 0:
+            sums["restarted"] = float(restart_dead_codes(self.net.quantize, self.usage, out.latents))
+            self.usage.zero_()
         if fakes:
             self.disc.requires_grad_(True)
             self.opt_d.zero_grad(set_to_none=True)

@@ -129,6 +129,18 @@ def adaptive_layer(stage: Stage, net: nn.Module) -> torch.Tensor:
     return net.fuse_convs_dict[largest].shift[-1].weight
 
 
+@torch.no_grad()
+def restart_dead_codes(quantize: nn.Module, usage: torch.Tensor, latents: torch.Tensor) -> int:
+    """Move every code with usage 0 to a random row of `latents` (M, emb_dim), drawn with torch's global RNG;
+    returns how many codes moved. The used codes are untouched."""
+    dead = (usage == 0).nonzero().flatten()
+    if dead.numel():
+        weight = quantize.embedding.weight
+        pick = torch.randint(latents.shape[0], (dead.numel(),), device=latents.device)
+        weight[dead.to(weight.device)] = latents[pick].to(weight)
+    return int(dead.numel())
+
+
 # --- generator losses -------------------------------------------------------------------------------------------
 
 
@@ -139,6 +151,8 @@ class StepOut:
     loss: torch.Tensor
     fake: torch.Tensor | None
     logs: dict[str, torch.Tensor]
+    latents: torch.Tensor | None = None  # stage I: the encoder outputs (M, emb_dim), detached
+    codes: torch.Tensor | None = None  # stage I: the code each of them chose (M,)
 
 
 class StageLosses:
@@ -200,7 +214,8 @@ class StageLosses:
                 logs["codebook"] = cb_loss
                 loss = loss + self.terms["codebook"].weight * cb_loss
             logs["perplexity"] = stats.perplexity
-            return StepOut(loss, out if gan_on else None, logs)
+            latents = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+            return StepOut(loss, out if gan_on else None, logs, latents, stats.indices[:, 0])
         mode = batch.get("mode", "large")
         if self.stage.name == "stage2" or mode == "large":
             logits, lq_feat = self.net(batch["lq"], code_only=True)

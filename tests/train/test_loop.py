@@ -16,7 +16,7 @@ from cfbench.cli.train import register
 from cfbench.errors import BadInputError
 from cfbench.models import load_checkpoint
 from cfbench.models.checkpoint import load_state_dict_file
-from cfbench.train.dataset import load_face_folder
+from cfbench.train.dataset import load_faces
 from cfbench.train.loop import Trainer, amp_dtype
 from tests.train.helpers import TINY_YAML, tiny
 
@@ -31,8 +31,13 @@ def _states(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 def test_resume_is_bit_exact_on_cpu(tmp_path):
-    # stage 1 with the GAN from iteration 2: G, D (BatchNorm stats), EMA, Adam and schedulers all go through resume
-    cfg = dict(losses={"gan": {"weight": 0.8, "start": 2}}, scheduler={"type": "cosine", "period": 4, "eta_min": 1e-5})
+    # stage 1 with the GAN from iteration 2 and dead-code restarts every 3: G, D (BatchNorm stats), EMA, Adam,
+    # schedulers and the codebook usage counts all go through resume
+    cfg = dict(
+        losses={"gan": {"weight": 0.8, "start": 2}},
+        scheduler={"type": "cosine", "period": 4, "eta_min": 1e-5},
+        codebook_restart=3,
+    )
     straight = Trainer(tiny("stage1", **cfg), tmp_path / "a", **QUIET)
     straight.train(max_steps=4)
     first = Trainer(tiny("stage1", **cfg), tmp_path / "b", **QUIET)
@@ -43,6 +48,8 @@ def test_resume_is_bit_exact_on_cpu(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
     assert [r["loss"] for r in straight.rows] == [r["loss"] for r in resumed.rows]
+    assert [r.get("restarted") for r in resumed.rows] == [None, None, resumed.rows[2]["restarted"], None]
+    assert resumed.rows[2]["restarted"] > 0  # a 64-code book meets 16 latents per step: some codes are unused
     # the exported weights are the EMA (params_ema) and load with load_checkpoint
     model = load_checkpoint(tmp_path / "b" / "stage1.safetensors")
     assert all(torch.equal(v, resumed.ema.state_dict()[k]) for k, v in model.state_dict().items())
@@ -82,7 +89,7 @@ def test_corrupt_image_is_skipped_with_a_warning(tmp_path):
         cv2.imwrite(str(tmp_path / f"ok{i}.png"), rng.integers(0, 256, (80, 80, 3), dtype=np.uint8))
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.warns(UserWarning, match="broken.png"):
-        faces, skipped = load_face_folder(tmp_path, 64)
+        faces, skipped = load_faces(tmp_path, 64)
     assert len(faces) == 2 and skipped == ["broken.png"] and faces.images.shape == (2, 64, 64, 3)
 
 
@@ -107,10 +114,10 @@ def test_exclude_holds_faces_out_and_rejects_unknown_names(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    faces, _ = load_face_folder(tmp_path, 64, exclude=["f1.png"])
+    faces, _ = load_faces(tmp_path, 64, exclude=["f1.png"])
     assert faces.names == ("f0.png", "f2.png")
     with pytest.raises(BadInputError, match="data.exclude.*typo.png"):
-        load_face_folder(tmp_path, 64, exclude=["typo.png"])
+        load_faces(tmp_path, 64, exclude=["typo.png"])
 
 
 def test_stage1_crops_are_patches_of_the_faces(tmp_path):

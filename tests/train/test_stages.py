@@ -10,6 +10,7 @@ from cfbench.errors import BadInputError
 from cfbench.train.config import WSchedule, load_config
 from cfbench.train.ema import EMA
 from cfbench.train.loop import Trainer
+from cfbench.models import build_model
 from cfbench.train.stages import default_config
 from tests.train.helpers import TINY_YAML, tiny
 
@@ -100,3 +101,20 @@ def test_stage3_trains_fusion_keeps_generator_frozen(tmp_path):
     assert not any(k.startswith(("quantize.", "generator.")) for k in changed)
     assert any(k.startswith("fuse_convs_dict.") for k in changed)
     assert any(k.startswith("encoder.") for k in changed)
+
+
+def test_restart_dead_codes_moves_only_unused_codes_onto_latents():
+    from cfbench.train.stages import restart_dead_codes
+
+    quantize = build_model("vqgan", img_size=64, nf=32, ch_mult=[1, 1, 2], codebook_size=8, emb_dim=4).quantize
+    before = quantize.embedding.weight.detach().clone()
+    usage = torch.tensor([3, 0, 1, 0, 0, 7, 1, 2])
+    latents = torch.arange(20, dtype=torch.float32).reshape(5, 4) + 100
+    torch.manual_seed(0)
+    assert restart_dead_codes(quantize, usage, latents) == 3
+    after = quantize.embedding.weight.detach()
+    used = usage > 0
+    assert torch.equal(after[used], before[used])
+    for row in after[~used]:  # each restarted code is one of the latents
+        assert any(torch.equal(row, lat) for lat in latents)
+    assert restart_dead_codes(quantize, torch.ones(8, dtype=torch.long), latents) == 0

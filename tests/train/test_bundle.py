@@ -1,0 +1,92 @@
+"""The bundled demo checkpoint: its export from a three-stage run, and the committed file itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from cfbench.models import load_checkpoint
+from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.train.bundle import CARD_KEY, EVAL_PRESETS, export, half_rounded
+from cfbench.train.config import STAGE_NAMES, _merge
+from cfbench.train.loop import Trainer
+from cfbench.weights import weights_path
+from tests.train.helpers import TINY_YAML
+
+HELD_OUT = ["celebahq_015248.png", "ffhq_00003.png"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two iterations of each tiny stage (held-out faces excluded), each stage starting from the previous one."""
+    from cfbench.train.config import config_from_dict
+
+    root = tmp_path_factory.mktemp("bundle")
+    raw = _merge(yaml.safe_load(TINY_YAML.read_text()), {"batch": 1, "data": {"exclude": HELD_OUT}})
+    raw["stage2"]["init"] = raw["stage2"]["vqgan"] = raw["stage3"]["vqgan"] = str(root / "stage1/stage1.safetensors")
+    raw["stage3"]["init"] = str(root / "stage2/stage2.safetensors")
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    for stage in STAGE_NAMES:
+        Trainer(config_from_dict(raw, stage), root / stage, echo=lambda s: None).train(max_steps=2)
+    return root, config
+
+
+def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
+    root, config = tiny_run
+    out = tmp_path / "tiny.safetensors"
+    card = export(root, config, out)
+    state, meta = load_state_dict_file(out)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    # the file loads as exactly the weights that were evaluated: the stage-III EMA weights rounded to float16
+    expected = half_rounded(load_checkpoint(root / "stage3" / "stage3.safetensors")).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in load_checkpoint(out).state_dict().items())
+    on_disk = yaml.safe_load((tmp_path / "tiny.card.yaml").read_text())
+    assert on_disk == card and {k: v for k, v in card.items() if k != "file_mb"} == json.loads(meta[CARD_KEY])
+    assert card["data"]["heldout"] == HELD_OUT and card["data"]["train_images"] == 4
+    assert [s["steps"] for s in card["stages"].values()] == [2, 2, 2]
+    assert card["stages"]["stage2"]["frozen"] == ["quantize", "generator"]
+    assert all(s["perceptual"] == "none" for s in card["stages"].values())
+    for preset in EVAL_PRESETS:
+        row = card["heldout_eval"][preset]
+        assert set(row) == {"lq", "w=0", "w=0.5", "w=1"} and all(0 < v["psnr"] < 60 for v in row.values())
+    log = (tmp_path / "tiny.train_log.csv").read_text().splitlines()
+    assert log[0].startswith("stage,step,lr,loss") and len(log) == 1 + 6
+    assert [line.split(",")[0] for line in log[1:]] == ["stage1"] * 2 + ["stage2"] * 2 + ["stage3"] * 2
+
+
+def test_export_names_the_missing_stage(tiny_run, tmp_path):
+    from cfbench.errors import BadInputError
+
+    _, config = tiny_run
+    with pytest.raises(BadInputError, match="stage3.safetensors is missing"):
+        export(tmp_path, config, tmp_path / "x.safetensors")
+
+
+def test_bundled_checkpoint_is_the_card_it_ships_with():
+    from cfbench.data.demo import demo_lq_paths
+    from cfbench.imageio import read_image
+    from cfbench.restoration import restore_batch
+
+    path = weights_path("codeformer_tiny")
+    assert path.stat().st_size <= 10_000_000
+    card = yaml.safe_load(path.with_name("codeformer_tiny.card.yaml").read_text())
+    _, meta = load_state_dict_file(path)
+    assert {k: v for k, v in card.items() if k != "file_mb"} == json.loads(meta[CARD_KEY])
+    assert abs(card["file_mb"] - path.stat().st_size / 1e6) < 0.01
+    assert all(s["perceptual"] == "none" for s in card["stages"].values())
+    assert [s["steps"] for s in card["stages"].values()] == [1400, 250, 220]
+    # the demo's GT faces are held out (the default eval scores faces the model never saw)
+    demo_gt = {p.stem for p in path.parents[1].joinpath("cfbench", "data", "demo", "gt").glob("*.png")}
+    assert demo_gt <= {n.rsplit(".", 1)[0] for n in card["data"]["heldout"]}
+    log = path.with_name("codeformer_tiny.train_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 1400 + 250 + 220
+    net = load_checkpoint(path)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    lq = read_image(demo_lq_paths()[0])[None]
+    with torch.inference_mode():
+        out = restore_batch(net, lq, 0.5, adain=True)
+    assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
