@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ STAGE_HELP = {
     "stage2": "Stage II: encoder + transformer code prediction (latent L2 + code CE); codebook and decoder frozen.",
     "stage3": "Stage III: fusion blocks, encoder and transformer with the official w schedule (image + token losses).",
 }
+DDP_NOTE = " Data-parallel: torchrun --nproc-per-node N -m cfbench train STAGE ... (batch = the total over processes)."
 
 
 def _run(stage: str, config: Path, resume: bool, max_steps: int | None, out: Path, as_json: bool) -> None:
@@ -22,10 +24,12 @@ def _run(stage: str, config: Path, resume: bool, max_steps: int | None, out: Pat
     from cfbench.train.loop import Trainer
 
     cfg = load_config(config, stage)
-    if out.exists() and (out / "ckpt" / "last.pt").exists() and not resume:
+    if out.exists() and (out / "ckpt" / "last.pt").exists() and not resume and os.environ.get("RANK", "0") == "0":
         console.print(f"note: {out} holds a previous run; starting fresh (pass --resume to continue it)")
     trainer = Trainer(cfg, out, echo=console.print, show_progress=not as_json)
     result = trainer.train(max_steps=max_steps, resume=resume)
+    if not trainer.group.main:  # under torchrun only rank 0 reports
+        return
     summary = {
         "stage": stage,
         "steps": result["steps"],
@@ -54,7 +58,7 @@ def _command(stage: str):
     ) -> None:
         _run(stage, config, resume, max_steps, out, as_json)
 
-    command.__doc__ = STAGE_HELP[stage]
+    command.__doc__ = STAGE_HELP[stage] + DDP_NOTE
     return command
 
 
@@ -62,5 +66,5 @@ def register(app: typer.Typer) -> None:
     """Add the ``train`` command group (stage1, stage2, stage3) to the cfbench app."""
     group = typer.Typer(help="Train the CodeFormer stages (official numbers in cfbench/configs/train/).")
     for stage in STAGE_HELP:
-        group.command(stage, help=STAGE_HELP[stage])(_command(stage))
+        group.command(stage, help=STAGE_HELP[stage] + DDP_NOTE)(_command(stage))
     app.add_typer(group, name="train")

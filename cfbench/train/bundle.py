@@ -95,9 +95,9 @@ def first_losses(rows: list[dict[str, str]], n: int = 10) -> dict[str, float]:
 
 @torch.inference_mode()
 def heldout_numbers(net: nn.Module, paths: list[Path], seed: int) -> dict[str, Any]:
-    """Mean PSNR (dB) and SSIM (RGB, 8-bit, whole face at the model's size) over held-out faces, per LQ preset: the LQ input and the
-    restorations at each w of EVAL_WS (transformer lookup, AdaIN on, what `cfbench restore` does). Per-face LQ seeds
-    are `degradations.derive_seed(seed, "heldout", file name)`."""
+    """Mean PSNR (dB) and SSIM (RGB, 8-bit, whole face at the model's size) over held-out faces, per LQ preset:
+    the LQ input and the restorations at each w of EVAL_WS (transformer lookup, AdaIN on, what `cfbench restore`
+    does). Per-face LQ seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
     from degradations import derive_seed
 
     net = net.eval()

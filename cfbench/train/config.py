@@ -132,6 +132,7 @@ class RunSpec:
     amp: str = "auto"  # auto (bf16 on CUDA when supported, off on CPU) | bf16 | off
     device: str = "cpu"
     threads: int = 2
+    workers: int = 0  # DataLoader worker processes building the batches (0: in the training process)
     ckpt_every: int = 1000
     log_every: int = 10
 
@@ -248,6 +249,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         (run.accum >= 1 and st.batch % run.accum == 0, "run.accum", f">= 1 and a divisor of batch {st.batch}"),
         (run.amp in ("auto", "bf16", "off"), "run.amp", "auto|bf16|off"),
         (run.ckpt_every >= 1, "run.ckpt_every", ">= 1"),
+        (run.workers >= 0, "run.workers", ">= 0"),
         (st.codebook_restart >= 0, "codebook_restart", ">= 0"),
         (
             st.codebook_restart == 0 or st.arch == "vqgan",

@@ -1,15 +1,17 @@
-"""Training batches: a folder of aligned faces in memory, per-step random draws, LQ synthesized on the fly.
+"""Training batches: aligned faces in memory, per-iteration random draws, LQ synthesized on the fly.
 
-Every random choice of iteration `it` comes from `step_rng(seed, stage, it)` (and, under DDP, the rank), so
-the batch of an iteration does not depend on how the run was interrupted and resumed; the degradation preset gets
-one seed per image from the same stream. Unreadable images are skipped with a warning and counted.
+Every random choice of iteration `it` comes from `step_rng(seed, stage, it)`, so the batch of an iteration does not
+depend on how the run was interrupted and resumed, nor on the number of data-parallel processes (each builds its
+slice of the same draw); the degradation preset gets one seed per image from the same stream. Unreadable images are
+skipped with a warning and counted.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +47,8 @@ def step_rng(seed: int, stage: int, step: int) -> np.random.Generator:
 
 
 class Degrader:
-    """HQ -> LQ with a `degradations` preset: `__call__(hq, rng)` maps float32 (N, 3, H, W) in [0, 1] to LQ of the
-    same shape (8-bit quantised), one seed per image drawn from `rng`; `with_seeds` takes the seeds."""
+    """HQ -> LQ with a `degradations` preset: `with_seeds(hq, seeds)` maps float32 (N, 3, H, W) in [0, 1] to LQ of
+    the same shape (8-bit quantised), image i degraded with seeds[i]."""
 
     def __init__(self, preset: str) -> None:
         import degradations
@@ -54,9 +56,6 @@ class Degrader:
         self.preset = preset
         self._pipeline = degradations.load_preset(preset)
         self.name = f"degradations:{preset}"
-
-    def __call__(self, hq: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        return self.with_seeds(hq, [int(rng.integers(0, 2**63)) for _ in range(hq.shape[0])])
 
     def with_seeds(self, hq: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
         return self._pipeline(hq, list(seeds))[0]
@@ -182,24 +181,59 @@ class BatchMaker:
             self._degraders[mode] = Degrader(self._presets[mode])
         return self._degraders[mode]
 
-    def batch(self, it: int, n: int, lq_mode: str | None, rank: int = 0) -> dict[str, torch.Tensor]:
-        rng = (
-            step_rng(self.seed, self.stage, it)
-            if rank == 0
-            else np.random.default_rng([self.seed, self.stage, it, rank])
-        )
+    def batch(self, it: int, n: int, lq_mode: str | None, rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
+        """Process `rank`'s share (n / world images, in rank order) of iteration `it`'s batch of n. Every process
+        draws the whole batch from the same stream and builds only its slice, so the batch of an iteration does
+        not depend on the number of processes: the shares of ranks 0..world-1 concatenated are the batch of n."""
+        rng = step_rng(self.seed, self.stage, it)
         idx = rng.integers(len(self.faces), size=n)
         flips = rng.random(n) < 0.5 if self.hflip else np.zeros(n, bool)
-        imgs = self.faces.images[idx]
-        imgs = np.stack([im[:, ::-1] if f else im for im, f in zip(imgs, flips, strict=True)])
+        corners = rng.integers(0, self.faces.images.shape[1] - (self.crop or 0) + 1, size=(n, 2))
+        seeds = rng.integers(0, 2**63, size=n)
+        share = slice(rank * n // world, (rank + 1) * n // world)
+        idx, flips, corners, seeds = idx[share], flips[share], corners[share], seeds[share]
+        imgs = np.stack([im[:, ::-1] if f else im for im, f in zip(self.faces.images[idx], flips, strict=True)])
         keys = torch.from_numpy(idx * 2 + flips).long()
         if self.crop is not None:
             c = self.crop
-            corners = rng.integers(0, imgs.shape[1] - c + 1, size=(n, 2))
             imgs = np.stack([im[y : y + c, x : x + c] for im, (y, x) in zip(imgs, corners, strict=True)])
-            keys = torch.full((n,), -1, dtype=torch.long)
+            keys = torch.full((len(imgs),), -1, dtype=torch.long)
         hq = to_tensor(imgs)
         out = {"hq": hq * 2 - 1, "key": keys}
         if lq_mode is not None:
-            out["lq"] = self.degrader(lq_mode)(hq, rng) * 2 - 1
+            out["lq"] = self.degrader(lq_mode).with_seeds(hq, [int(s) for s in seeds]) * 2 - 1
         return out
+
+
+class IterationBatches(torch.utils.data.Dataset):
+    """Item k is the batch of iteration first + k (`make_batch(it)`), so a DataLoader over it with any number of
+    workers yields exactly the batches the loop would build itself, in order."""
+
+    def __init__(self, make_batch: Callable[[int], dict[str, torch.Tensor]], first: int, last: int) -> None:
+        self.make_batch, self.first, self.last = make_batch, first, last
+
+    def __len__(self) -> int:
+        return max(self.last - self.first + 1, 0)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        return self.make_batch(self.first + k)
+
+    def loader(self, workers: int, seed: int) -> torch.utils.data.DataLoader:
+        """In order, one batch per item; workers are seeded from `seed` (their own generator, so the main process's
+        RNG is untouched) for any library that draws from the global RNGs (the batches themselves use `step_rng`)."""
+        return torch.utils.data.DataLoader(
+            self,
+            batch_size=None,
+            shuffle=False,
+            num_workers=workers,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(seed),
+            prefetch_factor=2 if workers else None,
+        )
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed NumPy's and Python's global RNGs in a DataLoader worker from its torch seed (base seed + worker id)."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)

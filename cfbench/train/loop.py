@@ -33,9 +33,9 @@ from cfbench.atomic import atomic_path, atomic_write_bytes
 from cfbench.errors import BadInputError
 from cfbench.models import build_model, save_checkpoint
 from cfbench.models.checkpoint import load_state_dict_file
-from cfbench.train import checkpointing
+from cfbench.train import checkpointing, distributed
 from cfbench.train.config import Scheduler, TrainConfig
-from cfbench.train.dataset import BatchMaker, load_faces
+from cfbench.train.dataset import BatchMaker, IterationBatches, load_faces
 from cfbench.train.ema import EMA
 from cfbench.train.losses import build_perceptual, d_loss
 from cfbench.train.stages import FixedCoder, StageLosses, apply_frozen, restart_dead_codes
@@ -106,6 +106,14 @@ class Trainer:
         self.echo, self.show_progress = echo, show_progress
         self.stage = cfg.stage
         self.device = torch.device(cfg.run.device)
+        self.group = distributed.from_env(self.device)
+        if self.group.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.group.local_rank)
+        shares = self.group.world * cfg.run.accum
+        if cfg.stage.batch % shares:
+            raise BadInputError(
+                f"train config field 'batch' ({cfg.stage.batch}) must be a multiple of processes x run.accum ({shares})"
+            )
         self.amp = amp_dtype(cfg.run.amp, self.device)
         self.step = 0
         self.rows: list[dict[str, Any]] = []
@@ -228,13 +236,23 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp)
 
-    def train_step(self) -> dict[str, float]:
-        """Run iteration `self.step + 1`; returns its logged values (means over the micro-batches)."""
+    def lq_mode(self, it: int) -> tuple[str, float]:
+        """("small", w) or ("large", 0) of iteration `it` (stage III's schedule; "large" otherwise)."""
+        return self.stage.w_schedule.mode(it) if self.stage.w_schedule is not None else ("large", 0.0)
+
+    def make_batch(self, it: int) -> dict[str, torch.Tensor]:
+        """This process's share of iteration `it`'s batch (see `BatchMaker.batch`)."""
+        mode = self.lq_mode(it)[0] if self.stage.lq else None
+        return self.batches.batch(it, self.stage.batch, mode, self.group.rank, self.group.world)
+
+    def train_step(self, batch: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """Run iteration `self.step + 1` on `batch` (default: `make_batch`); returns its logged values (means over
+        the micro-batches and the processes)."""
         st, run = self.stage, self.cfg.run
         it = self.step + 1
         torch.manual_seed(_step_seed(run.seed, it))
-        mode, w = st.w_schedule.mode(it) if st.w_schedule is not None else ("large", 0.0)
-        batch = self.batches.batch(it, st.batch, mode if st.lq else None)
+        mode, w = self.lq_mode(it)
+        batch = self.make_batch(it) if batch is None else batch
         batch = {k: v.to(self.device) for k, v in batch.items()}
         if self.fixed is not None:
             batch["idx"] = self.code_targets(batch["hq"], batch["key"])
@@ -260,9 +278,13 @@ class Trainer:
                 fakes.append(out.fake.detach())
             if self.usage is not None:
                 self.usage += torch.bincount(out.codes.cpu(), minlength=self.usage.numel())
+        distributed.average_gradients(self.net.parameters(), self.group)
         self.opt_g.step()
         if self.usage is not None and it % st.codebook_restart == 0:
-            sums["restarted"] = float(restart_dead_codes(self.net.quantize, self.usage, out.latents))
+            # rank 0 restarts the codes no process used and sends its codebook to the others
+            dead = float(restart_dead_codes(self.net.quantize, distributed.sum_(self.usage, self.group), out.latents))
+            distributed.broadcast_(self.net.quantize.embedding.weight.data, self.group)
+            sums["restarted"] = dead
             self.usage.zero_()
         if fakes:
             self.disc.requires_grad_(True)
@@ -275,6 +297,7 @@ class Trainer:
                 (l_fake / n_micro).backward()
                 sums["d_real"] = sums.get("d_real", 0.0) + l_real.item() / n_micro
                 sums["d_fake"] = sums.get("d_fake", 0.0) + l_fake.item() / n_micro
+            distributed.average_gradients(self.disc.parameters(), self.group)
             self.opt_d.step()
         with warnings.catch_warnings():  # before the GAN start the D scheduler steps without its optimizer, as official
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)`")
@@ -283,7 +306,7 @@ class Trainer:
                 self.sched_d.step()
         self.ema.update(self.net)
         self.step = it
-        return sums
+        return distributed.mean_values(sums, self.group)
 
     # the run ---------------------------------------------------------------------------------------------------
     def _progress(self):
@@ -299,28 +322,37 @@ class Trainer:
             TimeRemainingColumn(),
         )
 
+    def loader(self, first: int, last: int) -> torch.utils.data.DataLoader:
+        """The batches of iterations first..last, built by `run.workers` worker processes (0: in this process)."""
+        batches = IterationBatches(self.make_batch, first, last)
+        return batches.loader(self.cfg.run.workers, self.cfg.run.seed)
+
     def train(self, max_steps: int | None = None, resume: bool = False) -> dict[str, Any]:
         """Train up to `max_steps` iterations in total (default: the stage's `iters`), checkpointing every
-        `run.ckpt_every` iterations and at the end; then export the weights and the model card."""
+        `run.ckpt_every` iterations and at the end; then export the weights and the model card. Under torchrun
+        every process trains and only rank 0 writes (the others return {"rank": r, "steps": n})."""
         if resume:
             self.resume()
+        main = self.group.main
         total = min(self.stage.iters, max_steps) if max_steps is not None else self.stage.iters
-        tb = _tensorboard(self.out)
+        tb = _tensorboard(self.out) if main else None
         t0, start = time.perf_counter(), self.step
-        with self._progress() as progress:
+        with self._progress() if main else contextlib.nullcontext(None) as progress:
             task = (
                 progress.add_task(self.stage.name, total=total, completed=self.step, rate="", losses="")
                 if progress
                 else None
             )
-            while self.step < total:
-                logs = self.train_step()
+            for batch in self.loader(self.step + 1, total):
+                logs = self.train_step(batch)
                 row = {
                     "step": self.step,
                     "lr": self.opt_g.param_groups[0]["lr"],
                     **{k: round(v, 6) for k, v in logs.items()},
                 }
                 self.rows.append(row)
+                if not main:
+                    continue
                 if tb is not None:
                     for k, v in logs.items():
                         tb.add_scalar(f"{self.stage.name}/{k}", v, self.step)
@@ -333,11 +365,14 @@ class Trainer:
                 if self.step % self.cfg.run.ckpt_every == 0 or self.step == total:
                     self.save()
                     self.write_log()
+        seconds = time.perf_counter() - t0
+        distributed.barrier(self.group)
+        if not main:
+            return {"rank": self.group.rank, "steps": self.step}
         if tb is not None:
             tb.close()
         self.save()
         self.write_log()
-        seconds = time.perf_counter() - t0
         return self.export(seconds, (self.step - start) / max(seconds, 1e-9))
 
     # outputs ---------------------------------------------------------------------------------------------------

@@ -153,3 +153,15 @@ def test_code_targets_are_cached_per_face_and_flip(tmp_path):
     assert torch.equal(first, trainer.fixed.targets(batch["hq"]))
     assert set(trainer._codes) == set(batch["key"].tolist())
     assert torch.equal(trainer.code_targets(batch["hq"], batch["key"]), first)
+
+
+@pytest.mark.parametrize(("stage", "key"), [("stage1", "pixel"), ("stage2", "ce"), ("stage3", "pixel")])
+def test_loss_falls_over_30_steps_on_a_fixed_batch(tmp_path, stage, key):
+    section = {"losses": {"gan": 0}, "lr_g": 1e-3}  # in the stage's section, which tiny.yaml's would override
+    if stage == "stage3":
+        section["w_schedule"] = {"w1_until": 100}  # the image-loss path throughout
+    trainer = Trainer(tiny(stage, batch=2, **{stage: section}), tmp_path, **QUIET)
+    batch = trainer.make_batch(1)
+    values = [trainer.train_step(batch)[key] for _ in range(30)]
+    first, last = np.mean(values[:3]), np.mean(values[-3:])
+    assert last < 0.8 * first, (stage, values)

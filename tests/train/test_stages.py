@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from cfbench.errors import BadInputError
+from cfbench.models import build_model
 from cfbench.train.config import WSchedule, load_config
 from cfbench.train.ema import EMA
 from cfbench.train.loop import Trainer
-from cfbench.models import build_model
 from cfbench.train.stages import default_config
 from tests.train.helpers import TINY_YAML, tiny
 
