@@ -28,5 +28,6 @@ def bench(session: nox.Session) -> None:
         "benchmarks/bench_degradations.py",
         "benchmarks/bench_metrics.py",
         "benchmarks/bench_eval.py",
+        "benchmarks/bench_train.py",
     ):
         session.run("python", script, *session.posargs)
