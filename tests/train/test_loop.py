@@ -165,3 +165,29 @@ def test_loss_falls_over_30_steps_on_a_fixed_batch(tmp_path, stage, key):
     values = [trainer.train_step(batch)[key] for _ in range(30)]
     first, last = np.mean(values[:3]), np.mean(values[-3:])
     assert last < 0.8 * first, (stage, values)
+
+
+def test_hf_dataset_as_training_data_skips_a_corrupt_row_and_honours_exclude(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="the optional `datasets` package (cfbench[data]) is absent")
+    from PIL import Image
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    rng = np.random.default_rng(0)
+    cells = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(3)]
+    cells.append({"bytes": b"not an image", "path": None})
+    features = datasets.Features({"face": datasets.Image(), "id": datasets.Value("string")})
+    data = {"face": cells, "id": ["a", "b", "c", "broken"]}
+    datasets.Dataset.from_dict(data, features=features).save_to_disk(tmp_path / "hf")
+    spec = f"hf:{tmp_path / 'hf'}"
+    with pytest.warns(UserWarning, match="skipping training image broken"):
+        faces, skipped = load_faces(spec, 64, exclude=["b"])
+    assert faces.names == ("a", "c") and skipped == ["broken"]
+    # the dataset's GT (decoded and brought to 512 like every eval face), then down to the model's size
+    from cfbench.data.registry import get_dataset
+
+    gt = get_dataset(spec).load("c").gt.permute(1, 2, 0).mul(255).round().byte().numpy()
+    assert np.array_equal(faces.images[1], cv2.resize(gt, (64, 64), interpolation=cv2.INTER_AREA))
+    with pytest.raises(BadInputError, match="'data.exclude' names 'typo'"):
+        load_faces(spec, 64, exclude=["typo"])
+    trainer = Trainer(tiny("stage1", data={"folder": spec, "exclude": ["b"]}), tmp_path / "run", **QUIET)
+    assert trainer.faces.names == ("a", "c") and np.isfinite(trainer.train_step()["loss"])
