@@ -48,6 +48,7 @@ from cfbench.metrics import (
     parse_metric_list,
 )
 from cfbench.metrics.folders import BuiltMetric, cached_gt_statistics, store_gt_statistics
+from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
 from cfbench.models.codeformer import CodeFormer
 from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
 
@@ -313,48 +314,47 @@ class FidelityWeightSweep:
 
     def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content: the
-        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's) and the GT head
-        poses (kept in `self._poses`)."""
+        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's), the GT
+        landmarks of the face metrics (kept in their memos) and the GT head poses (kept in `self._poses`)."""
         cache = FeatureCache()
         dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
         refs = {m.column: m.metric.reference_statistics() for m in dist if not m.metric.uses_gt}
-        stats, todo = cached_gt_statistics(
-            dist, lambda: {"dataset": self.dataset.content_hash(), "n": len(self.indices)}, cache
-        )
+        named = {"dataset": self.dataset.content_hash(), "n": len(self.indices)} if self.has_gt else {}
+        stats, todo = cached_gt_statistics(dist, lambda: named, cache)
         for column in sorted(stats.keys() - todo.keys()):
             refs[column] = (stats[column].mean, stats[column].cov)
             self.log(f"{column}: GT statistics from the cache")
+        landmarks_todo, landmarks_loaded = cached_gt_landmarks(self.metrics, lambda: named, cache)
+        for m in landmarks_loaded:
+            self.log(f"{m.column}: GT landmarks from the cache")
         pose_parts = None
         if self.pose_backend is not None and self.has_gt:
-            pose_parts = {
-                "kind": "gt_head_pose",
-                "backend": self.pose_note,
-                "dataset": self.dataset.content_hash(),
-                "n": len(self.indices),
-                "version": 1,
-            }
+            pose_parts = {"kind": "gt_head_pose", "backend": self.pose_note, **named, "version": 1}
             cached = cache.load("gt_pose", pose_parts)
             if cached is not None:
                 ids, poses = cached["ids"].tolist(), cached["pose"]
                 self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
                 pose_parts = None
-        if not todo and pose_parts is None:
+        if not todo and not landmarks_todo and pose_parts is None:
             return refs
         ids = []
         for b in range(0, len(self.indices), self.config.batch_size):
             samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
-            if todo:
+            if todo or landmarks_todo:
                 gt = torch.stack([s.gt for s in samples]).to(self.device)
                 with torch.inference_mode():
                     for m in dist:
                         if m.column in todo:
                             stats[m.column].add(m.metric.features(gt))
+                    for m, _ in landmarks_todo:
+                        m.metric.fill_gt(gt)
             if pose_parts is not None:
                 for s in samples:
                     self._gt_pose(s)
                     ids.append(s.id)
             self.progress("GT features and pose", b + len(samples), len(self.indices))
         store_gt_statistics(stats, todo, cache)
+        store_gt_landmarks(landmarks_todo, cache)
         refs.update({column: (stats[column].mean, stats[column].cov) for column in todo})
         if pose_parts is not None:
             pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)

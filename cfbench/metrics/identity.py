@@ -29,11 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from cfbench import weights
 from cfbench.errors import BadInputError
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
+from cfbench.metrics.gt_landmarks import CachedGtSide, GtMemo, image_digest
 from cfbench.metrics.registry import register
 
 BOX_MODES = ("gt", "each")
+_GT_FACE_WIDTH = 5 + 68 * 2  # the memo row of a GT face: box (x1, y1, x2, y2, score), then the 68 (x, y) points
 
 
 def cos_to_deg(cos: torch.Tensor) -> torch.Tensor:
@@ -60,9 +63,10 @@ def dlib_gt_face(backend: Any, image: np.ndarray) -> Any:
     return _largest(faces)
 
 
-class _DlibPairMetric(PerImageMetric):
+class _DlibPairMetric(CachedGtSide, PerImageMetric):
     """Shared by the dlib identity and landmark metrics: per pair, the GT face and the face of the restored image
-    (the GT box, or its own detection), or None when missing."""
+    (the GT box, or its own detection), or None when missing. The GT faces (box and 68 landmarks) are a `GtMemo`,
+    cached per dataset by the sweep and folder scoring (`cfbench.metrics.gt_landmarks`)."""
 
     family: str
 
@@ -75,10 +79,47 @@ class _DlibPairMetric(PerImageMetric):
         self.boxes = boxes
         self.backend = get_backend("dlib")
         self.missing = 0  # rows returned as NaN so far (face not found)
+        self.gt_memo = GtMemo(_GT_FACE_WIDTH)
 
     @property
     def column_name(self) -> str:
         return self.spec.name if self.boxes == "gt" else f"{self.family}[dlib,{self.boxes}]"
+
+    def gt_cache_key(self) -> dict[str, Any]:
+        import dlib
+
+        return {
+            "backend": "dlib",
+            "dlib": dlib.__version__,
+            "gt_face": f"{self.backend.detector_name} upsample 0, else 1; largest box; 68 points",
+            "shape_predictor_68": weights.sha256_file(weights.require("dlib_shape_predictor_68")),
+            "version": 1,
+        }
+
+    def fill_gt(self, gt: torch.Tensor) -> None:
+        from cfbench.face.backends import as_uint8_rgb
+
+        for g in gt.cpu():
+            self._gt_face(as_uint8_rgb(g))
+
+    def _gt_face(self, g8: np.ndarray) -> Any:
+        """The GT face of `g8` (`dlib_gt_face`), from the memo when this image was analysed before."""
+        from cfbench.face.backends import Face, FaceBox, five_from_68
+
+        digest = image_digest(g8)
+        row = self.gt_memo.get(digest)
+        if row is None:
+            face = dlib_gt_face(self.backend, g8)
+            found = (
+                None
+                if face is None
+                else np.concatenate([face.box.as_array(), [face.box.score], face.landmarks68.ravel()])
+            )
+            row = self.gt_memo.put(digest, np.full(_GT_FACE_WIDTH, np.nan) if found is None else found)
+        if np.isnan(row[0]):
+            return None
+        points = row[5:].reshape(68, 2)
+        return Face(FaceBox(*(float(v) for v in row[:5])), points, five_from_68(points))
 
     def _pairs(self, pred: torch.Tensor, gt: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, Any, Any]]:
         from cfbench.face.backends import as_uint8_rgb
@@ -86,7 +127,7 @@ class _DlibPairMetric(PerImageMetric):
         out = []
         for p, g in zip(pred.cpu(), gt.cpu(), strict=True):
             p8, g8 = as_uint8_rgb(p), as_uint8_rgb(g)
-            gface = dlib_gt_face(self.backend, g8)
+            gface = self._gt_face(g8)
             if gface is None:
                 pface = None
             elif self.boxes == "gt":
