@@ -201,6 +201,17 @@ for _entry in (
         "AdaptiveWing FAN, 4 hourglasses, WFLW 98 landmarks (key state_dict) of the VQFR LMD protocol",
     ),
     WeightsFile(
+        "retinaface_resnet50",
+        "detection_Resnet50_Final.pth",
+        ("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",),
+        "facexlib release asset (repository MIT); trained by biubug6/Pytorch_Retinaface (MIT), licence not verified",
+        "RetinaFace ResNet-50 face detector with five landmarks (cfbench.face.retinaface), the detector of "
+        "CodeFormer's whole-photo pipeline",
+        # the same hash and size in many independent pin lists (GFPGAN/CodeFormer deployment manifests)
+        sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+        size=109497761,
+    ),
+    WeightsFile(
         "vgg19",
         "vgg19-dcbb9e9d.pth",
         ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),

@@ -55,10 +55,11 @@ class FaceBox:
 @dataclass(frozen=True)
 class Face:
     """Everything one analysis pass gives for one face: its box, 68 landmarks (iBUG 300-W order) and the five
-    template points derived from them (see `five_from_68`)."""
+    template points (derived from the 68 by `five_from_68` for dlib; a detector's own five points for RetinaFace,
+    which gives no 68 landmarks: `landmarks68` is None)."""
 
     box: FaceBox
-    landmarks68: np.ndarray  # (68, 2) float64
+    landmarks68: np.ndarray | None  # (68, 2) float64
     five: np.ndarray  # (5, 2) float64, FFHQ template order
 
 
