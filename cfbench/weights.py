@@ -212,6 +212,21 @@ for _entry in (
         size=109497761,
     ),
     WeightsFile(
+        "insightface_w600k_r50",
+        "w600k_r50.onnx",
+        (
+            "https://huggingface.co/public-data/insightface/resolve/main/models/buffalo_l/w600k_r50.onnx",
+            "https://huggingface.co/deepghs/insightface/resolve/main/buffalo_l/w600k_r50.onnx",
+        ),
+        "insightface pretrained models: non-commercial research use only (the code is MIT)",
+        "insightface buffalo_l ArcFace R50 (WebFace600K, 512-D), ONNX, of identity_cos/deg[insightface]; mirrors of "
+        "the file inside the official pack (page), the hash pins the same bytes",
+        # the same hash and size in many independent pin lists of the buffalo_l pack's w600k_r50.onnx
+        sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+        size=174383860,
+        page="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip (unzip w600k_r50.onnx)",
+    ),
+    WeightsFile(
         "vgg19",
         "vgg19-dcbb9e9d.pth",
         ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),

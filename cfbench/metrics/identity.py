@@ -19,6 +19,9 @@ A row whose face is not found is NaN (missing), never 0 or a fallback box; `miss
 `arcface` (the GFPGAN/VQFR protocol): see `cfbench.face.arcface`. The whole image is the face (no detection), so no
 row is missing. VQFR leaves pairs with deg < 1 out of its mean (they count as "identical"); this is a report-level
 choice: every row is kept here, and `vqfr_deg_mean` gives VQFR's aggregate from the per-image column.
+
+`insightface`: the buffalo_l ArcFace R50 (`w600k_r50.onnx`, onnxruntime) on the 112x112 crop of each FFHQ-aligned
+image, its five points taken from the FFHQ template (no detection, no row missing); see `cfbench.face.insightface`.
 """
 
 from __future__ import annotations
@@ -195,13 +198,34 @@ class ArcFaceIdentity(PerImageMetric):
         return c if self.family == "identity_cos" else cos_to_deg(c)
 
 
+class InsightFaceIdentity(PerImageMetric):
+    """`identity_cos[insightface]` or `deg[insightface]`: buffalo_l ArcFace R50 embeddings of the FFHQ-aligned
+    faces (see `cfbench.face.insightface`). `model_path`: an ONNX file instead of the registered one."""
+
+    def __init__(self, device: torch.device | str = "cpu", family: str = "identity_cos", model_path: Any = None):
+        super().__init__(device)
+        from cfbench.face.insightface import InsightFaceEmbedder
+
+        self.family = family
+        self.spec = SPECS[family, "insightface"]
+        self.embedder = InsightFaceEmbedder(model_path)
+
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        fp = torch.from_numpy(self.embedder.embed(pred))
+        fg = torch.from_numpy(self.embedder.embed(gt))
+        c = torch.nn.functional.cosine_similarity(fp, fg, dim=1, eps=1e-12).clamp(-1.0, 1.0)
+        return c if self.family == "identity_cos" else cos_to_deg(c)
+
+
 _DESCRIPTIONS = {
     "dlib": "dlib 128-D face descriptors (HOG box of the GT, 5-point chip), offline",
     "arcface": "ArcFace ResNet-18 (GFPGAN arcface_resnet18.pth), gray 128x128, whole image (GFPGAN/VQFR protocol)",
+    "insightface": "insightface buffalo_l ArcFace R50 (w600k_r50.onnx), RGB 112x112 crop of the FFHQ-aligned face",
 }
 _REFERENCES = {
     "dlib": "cfbench's own protocol on dlib 20 face_recognition_model_v1 (no published reference numbers)",
     "arcface": "VQFR metric_paper/calculate_cos_dist.py (gray 128x128, [-1,1]), every row kept (no deg<1 exclusion)",
+    "insightface": "insightface ArcFaceONNX.get_feat on norm_crop(112) of the FFHQ template points (no SCRFD)",
 }
 
 
@@ -220,6 +244,12 @@ def _spec(family: str, backend: str) -> MetricSpec:
                 "dlib_face_recognition_resnet",
             ),
         )
+    elif backend == "insightface":
+
+        def build(device="cpu"):
+            return InsightFaceIdentity(device, family=family)
+
+        options, weights = {}, ("insightface_w600k_r50",)
     else:
 
         def build(device="cpu", preprocess="vqfr"):
@@ -244,5 +274,5 @@ def _spec(family: str, backend: str) -> MetricSpec:
 
 
 SPECS: dict[tuple[str, str], MetricSpec] = {
-    (f, b): register(_spec(f, b)) for f in ("identity_cos", "deg") for b in ("dlib", "arcface")
+    (f, b): register(_spec(f, b)) for f in ("identity_cos", "deg") for b in ("dlib", "arcface", "insightface")
 }
