@@ -46,10 +46,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbench import weights
-from cfbench.errors import BadInputError, CheckpointError
+from cfbench.errors import BadInputError
 from cfbench.face.arcface import strip_module_prefix
 from cfbench.face.backends import Face, FaceBox, as_uint8_rgb, register_backend
-from cfbench.models.checkpoint import check_state_dict
+from cfbench.models.checkpoint import check_state_dict, load_state_dict_file
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 STEPS = (8, 16, 32)
@@ -185,14 +185,8 @@ def load_retinaface(state_dict: dict[str, torch.Tensor] | None = None) -> Retina
     MissingWeightsError naming the file, its URL and where to put it when absent). Strict: a key or shape mismatch
     raises a one-line CheckpointError."""
     net = RetinaFaceNet()
-    if state_dict is None:
-        path = weights.require("retinaface_resnet50")
-        try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path} is not a readable torch checkpoint: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(state_dict, dict):
-            raise CheckpointError(f"{path} holds no state_dict; it is not detection_Resnet50_Final.pth")
+    if state_dict is None:  # a bare (DataParallel-prefixed) state_dict, read with weights_only=True
+        state_dict, _ = load_state_dict_file(weights.require("retinaface_resnet50"))
     state_dict = strip_module_prefix(state_dict)
     check_state_dict(net, state_dict, "the RetinaFace ResNet-50 checkpoint")
     net.load_state_dict(state_dict, strict=True)

@@ -24,6 +24,7 @@ from cfbench.face.retinaface import (
     load_retinaface,
     prior_boxes,
 )
+from tests.face.conftest import seeded_bn_state
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data" / "faces_analysis" / "manifest_retinaface_resnet50.json"
 URL = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth"
@@ -32,13 +33,7 @@ URL = "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Re
 @pytest.fixture(scope="module")
 def seeded_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    net = RetinaFaceNet()
-    with torch.no_grad():  # non-trivial BN statistics so eval mode is exercised
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return net.state_dict()
+    return seeded_bn_state(RetinaFaceNet())
 
 
 @pytest.fixture(scope="module")
