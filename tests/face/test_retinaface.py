@@ -147,6 +147,16 @@ def test_detection_threshold_nms_and_pixel_scaling(seeded_state):
     assert faces[0].landmarks68 is None and np.array_equal(faces[0].five, five)
 
 
+def test_detect_and_align_with_retinaface(seeded_state):
+    """Whole-photo alignment takes RetinaFace's five points (a stub net: one face, at prior 40 of a 64x64 image)."""
+    from cfbench.face.photo import detect_and_align
+
+    det = RetinaFaceDetector(state_dict=seeded_state)
+    det.net = _StubNet({40: 5.0})
+    (face,) = detect_and_align(np.zeros((64, 64, 3), np.uint8), 32, backend=det)
+    assert face.crop.shape == (32, 32, 3) and face.face.landmarks68 is None and face.matrix.shape == (2, 3)
+
+
 def test_preprocess_is_bgr_minus_mean():
     from cfbench.face.retinaface import preprocess
 
