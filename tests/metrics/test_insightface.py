@@ -120,6 +120,18 @@ def test_metric_on_a_seeded_onnx_model(tiny_onnx):
     np.testing.assert_allclose(np.concatenate([cos.embedder.embed(gt[i : i + 1]) for i in range(2)]), got, atol=1e-6)
 
 
+def test_tiny_and_gray_images_have_values(tiny_onnx):
+    """No detection: a 16x16 face and a gray (3 equal channels) face are scored, never missing (docs/face.md)."""
+    from cfbench.metrics.identity import InsightFaceIdentity
+
+    cos = InsightFaceIdentity(model_path=tiny_onnx[1])
+    gt = read_image(sorted(GT.glob("*.png"))[0])[None]
+    tiny = torch.nn.functional.interpolate(gt, size=(16, 16), mode="area")
+    assert float(cos(tiny, tiny)[0]) == pytest.approx(1.0, abs=1e-6)
+    gray = gt.mean(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
+    assert math.isfinite(cos(gray, gt)[0])
+
+
 def test_registered_specs_and_missing_weights_error():
     specs = parse_metric_list("identity_cos[insightface],deg[insightface]")
     assert [s.higher_is_better for s in specs] == [True, False]
