@@ -142,7 +142,7 @@ def score_folders(
     pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
     named = functools.cache(lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)})  # hashed at most once
     gt_stats, to_fill = cached_gt_statistics(dist, named, cache)
-    landmarks_to_fill, _ = cached_gt_landmarks(per_image, named, cache) if has_gt else ([], [])
+    landmarks_to_fill, _ = cached_gt_landmarks(per_image, named, cache)
     columns: dict[str, list[torch.Tensor]] = {m.column: [] for m in per_image}
     done = 0
     with torch.inference_mode():

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from cfbench import weights
 from cfbench.errors import BadInputError
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
 from cfbench.metrics.gt_landmarks import CachedGtSide, GtMemo, image_digest
 from cfbench.metrics.registry import register
+from cfbench.weights import require, sha256_file
 
 BOX_MODES = ("gt", "each")
 _GT_FACE_WIDTH = 5 + 68 * 2  # the memo row of a GT face: box (x1, y1, x2, y2, score), then the 68 (x, y) points
@@ -95,7 +95,7 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
             "backend": "dlib",
             "dlib": dlib.__version__,
             "gt_face": f"{self.backend.detector_name} upsample 0, else 1; largest box; 68 points",
-            "shape_predictor_68": weights.sha256_file(weights.require("dlib_shape_predictor_68")),
+            "shape_predictor_68": sha256_file(require("dlib_shape_predictor_68")),
             "version": 1,
         }
 
@@ -113,12 +113,11 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
         row = self.gt_memo.get(digest)
         if row is None:
             face = dlib_gt_face(self.backend, g8)
-            found = (
-                None
-                if face is None
-                else np.concatenate([face.box.as_array(), [face.box.score], face.landmarks68.ravel()])
-            )
-            row = self.gt_memo.put(digest, np.full(_GT_FACE_WIDTH, np.nan) if found is None else found)
+            if face is None:
+                row = np.full(_GT_FACE_WIDTH, np.nan)
+            else:
+                row = np.concatenate([face.box.as_array(), [face.box.score], face.landmarks68.ravel()])
+            row = self.gt_memo.put(digest, row)
         if np.isnan(row[0]):
             return None
         points = row[5:].reshape(68, 2)
