@@ -250,7 +250,4 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], size: i
                     save_figure(fig, out_dir, stem, formats),
                 )
             )
-    section.notes.append(
-        "Transformer vs nearest-neighbour agreement needs nearest-neighbour indices, which this run did not store."
-    )
     return section

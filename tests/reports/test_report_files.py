@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cfbench.cli.report import register
 from cfbench.errors import BadInputError
-from reports import build_report
+from reports import build_report, codebook, codebook_nn
 from reports.load import load_run
 
 RUN = Path(__file__).resolve().parents[1] / "data" / "run_small" / "run"
@@ -45,6 +45,7 @@ def test_every_promised_file_exists_in_every_format(out):
         "side_face_frontal_vs_profile",
         f"side_face_worst_{CKPT}",
         "paper_table1",
+        "codebook_nn_agreement",
     ]
     figures = [
         f"fidelity_quality_pareto_{CKPT}_identity_cos-dlib_vs_niqe",
@@ -57,6 +58,7 @@ def test_every_promised_file_exists_in_every_format(out):
         f"side_face_metrics_vs_yaw_{CKPT}",
         f"side_face_worst_{CKPT}",
         f"paper_qualitative_{CKPT}_severity_2",
+        "codebook_nn_agreement",
     ]
     expected = [f"{t}.{e}" for t in tables for e in ("md", "csv", "tex")]
     expected += [f"{f}.{e}" for f in figures for e in ("png", "pdf")]
@@ -90,6 +92,33 @@ def test_table_numbers_equal_pandas(out):
     codes = np.load(RUN / "codes.npz")
     stats = pd.read_csv(out / "codebook_stats.csv", dtype={"severity": str})
     assert stats["tokens"].sum() == int((codes["codes"] >= 0).sum())
+
+
+def test_nn_agreement_equals_numpy_on_the_stored_codes(out):
+    z = np.load(RUN / "codes.npz")
+    table = pd.read_csv(out / "codebook_nn_agreement.csv").set_index("input")
+    for sev in ("0", "2"):
+        rows = z["severity"] == sev
+        want = (z["codes"][rows] == z["nn_codes"][rows]).mean()
+        assert table.loc[f"severity {sev}", "transformer = nearest"] == pytest.approx(want, rel=1e-12)
+        want = (z["nn_codes"][rows] == z["hq_nn_codes"][rows]).mean()
+        assert table.loc[f"severity {sev}", "nearest = HQ nearest"] == pytest.approx(want, rel=1e-12)
+    first = z["severity"] == "0"  # the GT codes of each image, once
+    want = (z["hq_codes"][first] == z["hq_nn_codes"][first]).mean()
+    assert table.loc["HQ (GT face)", "transformer = nearest"] == pytest.approx(want, rel=1e-12)
+    assert table["images"].tolist() == [2, 2, 2]
+
+
+def test_a_run_without_nn_codes_marks_the_agreement_absent(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("images"))
+    with np.load(run / "codes.npz") as z:
+        kept = {k: z[k] for k in ("checkpoint", "severity", "image_id", "codes", "n_tokens")}
+    np.savez(run / "codes.npz", **kept)
+    section = codebook_nn.report(load_run(run), tmp_path, ("md", "csv", "png"))
+    assert not section.paths and not list(tmp_path.glob("codebook_nn_agreement*"))
+    assert section.notes[0].startswith("codebook_nn_agreement: absent") and "--store-nn-codes" in section.notes[0]
+    assert codebook.report(load_run(run), tmp_path, ("md",)).paths  # the rest of the codebook report is there
 
 
 def test_formats_subset_and_html_only(tmp_path):

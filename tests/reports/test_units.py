@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import codebook
+from reports import codebook, codebook_nn
 from reports.fidelity_quality import balanced_w, best_ws, pareto_mask, summary
 from reports.load import Run, order_severities
 from reports.side_face import LABELS, NO_POSE, faces, yaw_bin
@@ -83,6 +83,42 @@ def test_codebook_stats_per_severity_and_spatial_change():
     assert frame["dead codes"].tolist() == [7, 6]
     assert frame["changed positions"].iloc[1] == pytest.approx(10 / 512)
     assert extra["m"]["maps"]["2"][:10].tolist() == [0.5] * 10 and extra["m"]["maps"]["2"][10:].sum() == 0
+
+
+def test_nn_agreement_is_exact_on_a_synthetic_code_set():
+    # 2 images x severities 0 and 2, 8 tokens each; the counts below are worked out by hand from the edits
+    hq_nn = np.arange(16, dtype=np.int16).reshape(2, 8)
+    hq = hq_nn.copy()
+    hq[0, :3] = 99  # the transformer on the GT faces: 13 of 16 tokens equal the nearest code
+    codes = {
+        "checkpoint": np.array(["m"] * 4),
+        "severity": np.array(["2", "0", "2", "0"]),  # unsorted on purpose
+        "image_id": np.array(["a", "a", "b", "b"]),
+        "hq_nn_codes": np.concatenate([hq_nn[:1], hq_nn[:1], hq_nn[1:], hq_nn[1:]]),
+        "hq_codes": np.concatenate([hq[:1], hq[:1], hq[1:], hq[1:]]),
+    }
+    tr = codes["hq_nn_codes"].copy()
+    nn = codes["hq_nn_codes"].copy()
+    nn[[1, 3], :2] = 50  # severity 0: nearest differs from the HQ nearest on 2 tokens of each image
+    nn[[0, 2], :6] = 60  # severity 2: on 6 tokens of each image
+    tr[[0, 2], :2] = 60  # severity 2: the transformer matches the (wrong) nearest code on 2 of those
+    tr[2, 7] = -1  # a padded token is not counted
+    codes.update(codes=tr, nn_codes=nn)
+    frame, missing = codebook_nn.table(codes)
+    assert missing == [] and frame["input"].tolist() == [codebook_nn.HQ, "severity 0", "severity 2"]
+    hq_row, s0, s2 = (frame.iloc[i] for i in range(3))
+    assert (hq_row["images"], hq_row["tokens"], hq_row["transformer = nearest"]) == (2, 16, 13 / 16)
+    assert hq_row["nearest = HQ nearest"] == 1.0
+    assert s0["transformer = nearest"] == 12 / 16 and s0["nearest = HQ nearest"] == 12 / 16
+    assert s0["transformer = HQ nearest"] == 1.0
+    # severity 2: tokens 0-1 (both 60) and 6-7 (both the HQ code) agree, minus the padded token of image b
+    assert s2["tokens"] == 15 and s2["transformer = nearest"] == 7 / 15
+    assert s2["transformer = HQ nearest"] == 11 / 15 and s2["nearest = HQ nearest"] == 4 / 16
+    # a checkpoint whose parts stored no nearest codes (-1 after a merge) is listed, not counted
+    codes2 = {k: np.concatenate([v, v[:1]]) for k, v in codes.items()}
+    codes2["checkpoint"] = np.array(["m"] * 4 + ["old"])
+    codes2["nn_codes"][-1] = -1
+    assert codebook_nn.table(codes2)[1] == ["old"]
 
 
 def test_yaw_bins_count_every_face_once():
