@@ -25,7 +25,7 @@ th,td{padding:.2em .6em;border-bottom:1px solid #e4e4e4;text-align:right}th{bord
 td.t,th.t{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}.note{font-size:.85em;color:#555}.files{font-size:.8em}
 pre{background:#f6f6f6;padding:.6em;font-size:.8em;overflow:auto;max-height:22em}
-nav a{margin-right:1em}.wide{overflow-x:auto;max-width:100%}
+nav a{margin-right:1em}.wide{overflow-x:auto;max-width:100%}.wide td{white-space:nowrap}
 """
 
 
@@ -41,7 +41,7 @@ def table_html(t: ReportTable) -> str:
     for i, row in enumerate(frame.itertuples(index=False)):
         cells = []
         for c, v in zip(frame.columns, row, strict=True):
-            text = _e(t.cell(v))
+            text = _e(t.cell(v, c))
             if (i, c) in t.best:
                 text = f"<b>{text}</b>"
             elif (i, c) in t.second:
