@@ -1,8 +1,8 @@
 """The paper's motivation check: how often the transformer's code agrees with the nearest-neighbour codebook
 lookup of the same encoder feature, for the HQ (GT) face and at each severity.
 
-CodeFormer (Zhou et al., NeurIPS 2022, Sec. 1 and 3.2) replaces the nearest-neighbour lookup by a transformer
-because, for degraded inputs, the nearest code of the LQ feature is often not the code of the HQ face. The run
+CodeFormer (Zhou et al., NeurIPS 2022) replaces the nearest-neighbour lookup by a transformer because, for
+degraded inputs, the nearest code of the LQ feature is often not the code of the HQ face. The run
 stores the indices this needs when it was made with `cfbench eval --store-nn-codes` (codes.npz: `nn_codes` of
 the LQ feature, `hq_codes` and `hq_nn_codes` of the GT face; see docs/eval.md). Per checkpoint and input (the
 GT face, then each severity), over all token positions both compared sets hold (index >= 0):
@@ -13,8 +13,10 @@ GT face, then each severity), over all token positions both compared sets hold (
   the GT face's feature (the paper's "ground-truth" code);
 - nearest = HQ nearest: the same for the nearest-neighbour lookup of the input.
 
-The GT face's codes are stored beside every severity's rows; the HQ row uses each image once (the rows of its
-mildest severity). A run without these arrays gets a note, not files.
+"HQ nearest" uses the checkpoint's own encoder on the GT face; the official training targets (idx_gt) come
+from the fixed stage-I VQGAN encoder instead, which an eval run does not load, so the two differ where stage II
+changed the encoder. The GT face's codes are stored beside every severity's rows; the HQ row uses each image
+once (the rows of its mildest severity). A run without these arrays gets a note, not files.
 """
 
 from __future__ import annotations
