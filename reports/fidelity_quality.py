@@ -166,7 +166,9 @@ def pareto_figure(run: Run, frame: pd.DataFrame, ckpt: str, fid: str, qual: str)
         if math.isfinite(bal):
             i = int(np.flatnonzero(ws == bal)[0])
             ax.scatter([x[i]], [y[i]], marker="*", s=110, color="k", zorder=4)
-        for xi, yi, w in zip(x, y, ws, strict=True):
+        # with more than two curves the labels cover each other: label the mildest and the most severe curve,
+        # the others run through the same w in the same order
+        for xi, yi, w in zip(x, y, ws, strict=True) if sev in (sevs[0], sevs[-1]) else ():
             if np.isfinite(xi) and np.isfinite(yi):
                 ax.annotate(f"w={w:g}", (xi, yi), xytext=LABEL_OFFSETS[k % 4], textcoords="offset points", fontsize=6)
     ax.scatter([], [], s=70, facecolors="none", edgecolors="k", label="Pareto-optimal w")
@@ -283,7 +285,8 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
                 fig = pareto_figure(run, frame, ckpt, f, q)
                 caption = (
                     f"{ckpt}: {metric_label(f, short=True)} vs {metric_label(q, short=True)} per severity over "
-                    "w; rings: Pareto-optimal w, star: balanced w."
+                    "w (w labels on the mildest and the most severe curve); rings: Pareto-optimal w, star: "
+                    "balanced w."
                 )
                 section.figures.append(Figure(stem, caption, save_figure(fig, out_dir, stem, formats)))
         if metrics:
