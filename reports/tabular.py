@@ -38,12 +38,17 @@ class ReportTable:
         if column == "w" and isinstance(value, float) and math.isfinite(value):
             return f"{value:g}"  # a fidelity weight is a setting, shown as typed (0.5), not as a measurement
         if isinstance(value, float):
-            return _num(value, _decimals(value)) if math.isfinite(value) else "–"
+            return number(value)
         if isinstance(value, (int,)) and not isinstance(value, bool):
             return str(value)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         return str(value)
+
+
+def number(value: float) -> str:
+    """A measured value as every report table writes it (`cfbench.eval.tables` digits; – when not finite)."""
+    return _num(value, _decimals(value)) if math.isfinite(value) else "–"
 
 
 def to_markdown(t: ReportTable) -> str:
