@@ -149,8 +149,12 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], k: int 
     section = Section("Side faces")
     per_face = faces(run)
     table = binned(run)
+    arrows = {m: f"{m} {'↑' if up else '↓'}" for m, up in run.directions.items() if m in table.columns}
     t = ReportTable(
-        table, "Metrics by |GT yaw| bin", "Mean per bin over the faces with a GT pose; n = faces in the bin."
+        table,
+        "Metrics by |GT yaw| bin",
+        "Mean per bin over the faces with a GT pose; n = faces in the bin; ↑ higher is better, ↓ lower is better.",
+        headers=arrows,
     )
     section.tables.append(Table("side_face_bins", t, write_table(t, out_dir, "side_face_bins", formats)))
     d = drops(run, table)
