@@ -201,6 +201,32 @@ for _entry in (
         "AdaptiveWing FAN, 4 hourglasses, WFLW 98 landmarks (key state_dict) of the VQFR LMD protocol",
     ),
     WeightsFile(
+        "retinaface_resnet50",
+        "detection_Resnet50_Final.pth",
+        ("https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",),
+        "facexlib release asset (repository MIT); trained by biubug6/Pytorch_Retinaface (MIT), licence not verified",
+        "RetinaFace ResNet-50 face detector with five landmarks (cfbench.face.retinaface), the detector of "
+        "CodeFormer's whole-photo pipeline",
+        # the same hash and size in many independent pin lists (GFPGAN/CodeFormer deployment manifests)
+        sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d",
+        size=109497761,
+    ),
+    WeightsFile(
+        "insightface_w600k_r50",
+        "w600k_r50.onnx",
+        (
+            "https://huggingface.co/public-data/insightface/resolve/main/models/buffalo_l/w600k_r50.onnx",
+            "https://huggingface.co/deepghs/insightface/resolve/main/buffalo_l/w600k_r50.onnx",
+        ),
+        "insightface pretrained models: non-commercial research use only (the code is MIT)",
+        "insightface buffalo_l ArcFace R50 (WebFace600K, 512-D), ONNX, of identity_cos/deg[insightface]; mirrors of "
+        "the file inside the official pack (page), the hash pins the same bytes",
+        # the same hash and size in many independent pin lists of the buffalo_l pack's w600k_r50.onnx
+        sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+        size=174383860,
+        page="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip (unzip w600k_r50.onnx)",
+    ),
+    WeightsFile(
         "vgg19",
         "vgg19-dcbb9e9d.pth",
         ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),

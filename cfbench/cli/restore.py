@@ -18,6 +18,7 @@ import typer
 from cfbench.cli.common import console, pick_device, progress
 from cfbench.data.demo import demo_lq_paths
 from cfbench.errors import BadInputError
+from cfbench.face import FACE_BACKENDS, get_backend
 from cfbench.imageio import expand_image_paths, read_image, write_image
 from cfbench.restoration import (
     DEFAULT_CHECKPOINT,
@@ -66,12 +67,18 @@ def restore_command(
         help="Whole photos: output size factor; the background is upscaled by a plain bicubic resize (no "
         "super-resolution model), the faces are pasted at that size.",
     ),
+    detector: str = typer.Option(
+        "dlib",
+        help="Whole photos: the face backend that finds the faces and their five points: dlib (offline) or "
+        "retinaface (RetinaFace ResNet-50, CodeFormer's detector; needs the retinaface_resnet50 weights).",
+    ),
 ) -> None:
     """Restore faces (aligned crops or whole photos) with CodeFormer at fidelity weight w."""
     if not 0.0 <= w <= 1.0:
         raise BadInputError(f"--w must be in [0, 1], got {w}")
     if aligned is False and resize:
         raise BadInputError("--resize applies to aligned faces; it cannot be combined with --whole-photo")
+    FACE_BACKENDS.get(detector)  # an unknown name fails here, with suggestions, before any work
     paths = expand_image_paths(images) if images else demo_lq_paths()
     names = [p.name for p in paths]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -88,6 +95,8 @@ def restore_command(
     lookup = "nearest" if nn_lookup else "transformer"
     photos = [p for p in paths if _is_photo(p, size, aligned, resize)]
     faces = [p for p in paths if p not in photos]
+    if photos:
+        get_backend(detector)  # loads the detector, or fails on its missing weights, before any restoring
     if faces and upscale != 1:
         console.print(f"note: --upscale applies to whole photos only; {len(faces)} aligned face(s) keep their size")
     start = time.perf_counter()
@@ -105,7 +114,7 @@ def restore_command(
             bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
         found = 0
         for p in photos:
-            found += _restore_photo(p, out, net, w, upscale, only_center_face, adain, lookup, batch_size)
+            found += _restore_photo(p, out, net, w, upscale, only_center_face, adain, lookup, batch_size, detector)
             done += 1
             bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
     if faces:
@@ -131,12 +140,21 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 def _restore_photo(
-    path: Path, out: Path, net, w: float, upscale: int, only_center_face: bool, adain: bool, lookup: str, batch: int
+    path: Path,
+    out: Path,
+    net,
+    w: float,
+    upscale: int,
+    only_center_face: bool,
+    adain: bool,
+    lookup: str,
+    batch: int,
+    detector: str,
 ) -> int:
     from cfbench.face.photo import restore_photo
 
     img = read_image(path)
-    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch)
+    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch, detector)
     if result.num_faces == 0:
         console.print(
             f"warning: no face found in {path}; written upscaled x{upscale} (bicubic) and otherwise unchanged",

@@ -35,7 +35,7 @@ from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
-from cfbench.face import get_backend
+from cfbench.face import as_uint8_rgb, get_backend
 from cfbench.face.pose import head_pose
 from cfbench.imageio import write_image
 from cfbench.metrics import (
@@ -48,6 +48,8 @@ from cfbench.metrics import (
     parse_metric_list,
 )
 from cfbench.metrics.folders import BuiltMetric, cached_gt_statistics, store_gt_statistics
+from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
+from cfbench.metrics.identity import dlib_gt_face
 from cfbench.models.codeformer import CodeFormer
 from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
 
@@ -92,6 +94,20 @@ def _pose_backend() -> tuple[Any, str]:
         return get_backend("dlib"), "dlib 68 landmarks + solvePnP (cfbench.face.pose)"
     except (ImportError, MissingWeightsError) as exc:
         return None, f"not computed: {exc}"
+
+
+def gt_head_pose(backend: Any, gt: torch.Tensor) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees (cfbench.face.pose conventions) of the face the dlib metrics use for a GT image
+    (3, H, W) in [0, 1] (`dlib_gt_face`: the largest of several), NaN when no face is found or the pose cannot be
+    solved from its landmarks."""
+    face = dlib_gt_face(backend, as_uint8_rgb(gt))
+    if face is None:
+        return (math.nan,) * 3
+    try:
+        p = head_pose(face.landmarks68, tuple(gt.shape[1:]))
+    except BadInputError:
+        return (math.nan,) * 3
+    return (p.yaw, p.pitch, p.roll)
 
 
 def _git_revision() -> str | None:
@@ -294,15 +310,11 @@ class FidelityWeightSweep:
         return out
 
     def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
-        """Head pose (yaw, pitch, roll in degrees, cfbench.face.pose conventions) of the GT face, NaN when there is
-        no GT, no pose backend, or no face found."""
+        """Head pose of the GT face (`gt_head_pose`), NaN when there is no GT or no pose backend."""
         if sample.id not in self._poses:
             pose = (math.nan,) * 3
             if self.pose_backend is not None and sample.gt is not None:
-                faces = self.pose_backend.analyze(sample.gt)
-                if faces:
-                    p = head_pose(faces[0].landmarks68, tuple(sample.gt.shape[1:]))
-                    pose = (p.yaw, p.pitch, p.roll)
+                pose = gt_head_pose(self.pose_backend, sample.gt)
             self._poses[sample.id] = pose
         return self._poses[sample.id]
 
@@ -338,48 +350,47 @@ class FidelityWeightSweep:
 
     def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content: the
-        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's) and the GT head
-        poses (kept in `self._poses`)."""
+        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's), the GT
+        landmarks of the face metrics (kept in their memos) and the GT head poses (kept in `self._poses`)."""
         cache = FeatureCache()
         dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
         refs = {m.column: m.metric.reference_statistics() for m in dist if not m.metric.uses_gt}
-        stats, todo = cached_gt_statistics(
-            dist, lambda: {"dataset": self.dataset.content_hash(), "n": len(self.indices)}, cache
-        )
+        named = {"dataset": self.dataset.content_hash(), "n": len(self.indices)} if self.has_gt else {}
+        stats, todo = cached_gt_statistics(dist, lambda: named, cache)
         for column in sorted(stats.keys() - todo.keys()):
             refs[column] = (stats[column].mean, stats[column].cov)
             self.log(f"{column}: GT statistics from the cache")
+        landmarks_todo, landmarks_loaded = cached_gt_landmarks(self.metrics, lambda: named, cache)
+        for m in landmarks_loaded:
+            self.log(f"{m.column}: GT landmarks from the cache")
         pose_parts = None
         if self.pose_backend is not None and self.has_gt:
-            pose_parts = {
-                "kind": "gt_head_pose",
-                "backend": self.pose_note,
-                "dataset": self.dataset.content_hash(),
-                "n": len(self.indices),
-                "version": 1,
-            }
+            pose_parts = {"kind": "gt_head_pose", "backend": self.pose_note, **named, "version": 2}
             cached = cache.load("gt_pose", pose_parts)
             if cached is not None:
                 ids, poses = cached["ids"].tolist(), cached["pose"]
                 self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
                 pose_parts = None
-        if not todo and pose_parts is None:
+        if not todo and not landmarks_todo and pose_parts is None:
             return refs
         ids = []
         for b in range(0, len(self.indices), self.config.batch_size):
             samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
-            if todo:
+            if todo or landmarks_todo:
                 gt = torch.stack([s.gt for s in samples]).to(self.device)
                 with torch.inference_mode():
                     for m in dist:
                         if m.column in todo:
                             stats[m.column].add(m.metric.features(gt))
+                    for m, _ in landmarks_todo:
+                        m.metric.fill_gt(gt)
             if pose_parts is not None:
                 for s in samples:
                     self._gt_pose(s)
                     ids.append(s.id)
             self.progress("GT features and pose", b + len(samples), len(self.indices))
         store_gt_statistics(stats, todo, cache)
+        store_gt_landmarks(landmarks_todo, cache)
         refs.update({column: (stats[column].mean, stats[column].cov) for column in todo})
         if pose_parts is not None:
             pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)

@@ -55,10 +55,11 @@ class FaceBox:
 @dataclass(frozen=True)
 class Face:
     """Everything one analysis pass gives for one face: its box, 68 landmarks (iBUG 300-W order) and the five
-    template points derived from them (see `five_from_68`)."""
+    template points (derived from the 68 by `five_from_68` for dlib; a detector's own five points for RetinaFace,
+    which gives no 68 landmarks: `landmarks68` is None)."""
 
     box: FaceBox
-    landmarks68: np.ndarray  # (68, 2) float64
+    landmarks68: np.ndarray | None  # (68, 2) float64
     five: np.ndarray  # (5, 2) float64, FFHQ template order
 
 
@@ -102,7 +103,18 @@ def as_uint8_rgb(image: Any) -> np.ndarray:
         raise BadInputError(f"expected an (H, W, 3) RGB image; got shape {image.shape}")
     if min(image.shape[:2]) < 1:
         raise BadInputError(f"empty image of shape {image.shape}")
-    return np.ascontiguousarray(image)
+    return _c_strided(image)
+
+
+def _c_strided(image: np.ndarray) -> np.ndarray:
+    """`image` with the strides of a fresh C-ordered array (a copy if needed). numpy's and torch's contiguity checks
+    ignore the strides of size-1 dimensions, dlib does not: a (1, W) or (H, 1) image permuted from a tensor passes
+    `np.ascontiguousarray` unchanged and then fails inside dlib with a stride error."""
+    strides, step = [], image.itemsize
+    for size in reversed(image.shape):
+        strides.insert(0, step)
+        step *= size
+    return image if image.strides == tuple(strides) else image.copy(order="C")
 
 
 FACE_BACKENDS: Registry[Callable[..., Any]] = Registry("face backend")

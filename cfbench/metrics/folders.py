@@ -2,12 +2,13 @@
 
 Files are matched by name without extension (`00012.png` with `00012.jpg`); anything unmatched is an error that
 lists the names. Per-image metrics give one row per image; distribution metrics (FID) one value for the folder.
-GT-side FID statistics come from the feature cache when the same GT files were scored before with the same
-extractor and settings.
+GT-side FID statistics and GT landmarks (`cfbench.metrics.gt_landmarks`) come from the feature cache when the
+same GT files were scored before with the same extractor and settings.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.imageio import IMAGE_EXTENSIONS, read_image
 from cfbench.metrics.base import DistributionMetric, FeatureStatistics, MetricSpec, PerImageMetric
 from cfbench.metrics.cache import FeatureCache, content_hash
+from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
 from cfbench.weights import require
 
 
@@ -138,7 +140,9 @@ def score_folders(
     per_image = [m for m in metrics if isinstance(m.metric, PerImageMetric)]
     dist = [m for m in metrics if isinstance(m.metric, DistributionMetric)]
     pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
-    gt_stats, to_fill = cached_gt_statistics(dist, lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)}, cache)
+    named = functools.cache(lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)})  # hashed at most once
+    gt_stats, to_fill = cached_gt_statistics(dist, named, cache)
+    landmarks_to_fill, _ = cached_gt_landmarks(per_image, named, cache)
     columns: dict[str, list[torch.Tensor]] = {m.column: [] for m in per_image}
     done = 0
     with torch.inference_mode():
@@ -158,6 +162,7 @@ def score_folders(
             if on_batch:
                 on_batch(done)
     store_gt_statistics(gt_stats, to_fill, cache)
+    store_gt_landmarks(landmarks_to_fill, cache)
     table = pd.DataFrame({"file": [p.name for p in pairs]})
     for column, values in columns.items():
         table[column] = torch.cat(values).numpy()

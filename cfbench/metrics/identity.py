@@ -19,6 +19,9 @@ A row whose face is not found is NaN (missing), never 0 or a fallback box; `miss
 `arcface` (the GFPGAN/VQFR protocol): see `cfbench.face.arcface`. The whole image is the face (no detection), so no
 row is missing. VQFR leaves pairs with deg < 1 out of its mean (they count as "identical"); this is a report-level
 choice: every row is kept here, and `vqfr_deg_mean` gives VQFR's aggregate from the per-image column.
+
+`insightface`: the buffalo_l ArcFace R50 (`w600k_r50.onnx`, onnxruntime) on the 112x112 crop of each FFHQ-aligned
+image, its five points taken from the FFHQ template (no detection, no row missing); see `cfbench.face.insightface`.
 """
 
 from __future__ import annotations
@@ -31,9 +34,12 @@ import torch
 
 from cfbench.errors import BadInputError
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
+from cfbench.metrics.gt_landmarks import CachedGtSide, GtMemo, image_digest
 from cfbench.metrics.registry import register
+from cfbench.weights import require, sha256_file
 
 BOX_MODES = ("gt", "each")
+_GT_FACE_WIDTH = 5 + 68 * 2  # the memo row of a GT face: box (x1, y1, x2, y2, score), then the 68 (x, y) points
 
 
 def cos_to_deg(cos: torch.Tensor) -> torch.Tensor:
@@ -60,9 +66,10 @@ def dlib_gt_face(backend: Any, image: np.ndarray) -> Any:
     return _largest(faces)
 
 
-class _DlibPairMetric(PerImageMetric):
+class _DlibPairMetric(CachedGtSide, PerImageMetric):
     """Shared by the dlib identity and landmark metrics: per pair, the GT face and the face of the restored image
-    (the GT box, or its own detection), or None when missing."""
+    (the GT box, or its own detection), or None when missing. The GT faces (box and 68 landmarks) are a `GtMemo`,
+    cached per dataset by the sweep and folder scoring (`cfbench.metrics.gt_landmarks`)."""
 
     family: str
 
@@ -75,10 +82,46 @@ class _DlibPairMetric(PerImageMetric):
         self.boxes = boxes
         self.backend = get_backend("dlib")
         self.missing = 0  # rows returned as NaN so far (face not found)
+        self.gt_memo = GtMemo(_GT_FACE_WIDTH)
 
     @property
     def column_name(self) -> str:
         return self.spec.name if self.boxes == "gt" else f"{self.family}[dlib,{self.boxes}]"
+
+    def gt_cache_key(self) -> dict[str, Any]:
+        import dlib
+
+        return {
+            "backend": "dlib",
+            "dlib": dlib.__version__,
+            "gt_face": f"{self.backend.detector_name} upsample 0, else 1; largest box; 68 points",
+            "shape_predictor_68": sha256_file(require("dlib_shape_predictor_68")),
+            "version": 1,
+        }
+
+    def fill_gt(self, gt: torch.Tensor) -> None:
+        from cfbench.face.backends import as_uint8_rgb
+
+        for g in gt.cpu():
+            self._gt_face(as_uint8_rgb(g))
+
+    def _gt_face(self, g8: np.ndarray) -> Any:
+        """The GT face of `g8` (`dlib_gt_face`), from the memo when this image was analysed before."""
+        from cfbench.face.backends import Face, FaceBox, five_from_68
+
+        digest = image_digest(g8)
+        row = self.gt_memo.get(digest)
+        if row is None:
+            face = dlib_gt_face(self.backend, g8)
+            if face is None:
+                row = np.full(_GT_FACE_WIDTH, np.nan)
+            else:
+                row = np.concatenate([face.box.as_array(), [face.box.score], face.landmarks68.ravel()])
+            row = self.gt_memo.put(digest, row)
+        if np.isnan(row[0]):
+            return None
+        points = row[5:].reshape(68, 2)
+        return Face(FaceBox(*(float(v) for v in row[:5])), points, five_from_68(points))
 
     def _pairs(self, pred: torch.Tensor, gt: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, Any, Any]]:
         from cfbench.face.backends import as_uint8_rgb
@@ -86,7 +129,7 @@ class _DlibPairMetric(PerImageMetric):
         out = []
         for p, g in zip(pred.cpu(), gt.cpu(), strict=True):
             p8, g8 = as_uint8_rgb(p), as_uint8_rgb(g)
-            gface = dlib_gt_face(self.backend, g8)
+            gface = self._gt_face(g8)
             if gface is None:
                 pface = None
             elif self.boxes == "gt":
@@ -154,13 +197,34 @@ class ArcFaceIdentity(PerImageMetric):
         return c if self.family == "identity_cos" else cos_to_deg(c)
 
 
+class InsightFaceIdentity(PerImageMetric):
+    """`identity_cos[insightface]` or `deg[insightface]`: buffalo_l ArcFace R50 embeddings of the FFHQ-aligned
+    faces (see `cfbench.face.insightface`). `model_path`: an ONNX file instead of the registered one."""
+
+    def __init__(self, device: torch.device | str = "cpu", family: str = "identity_cos", model_path: Any = None):
+        super().__init__(device)
+        from cfbench.face.insightface import InsightFaceEmbedder
+
+        self.family = family
+        self.spec = SPECS[family, "insightface"]
+        self.embedder = InsightFaceEmbedder(model_path)
+
+    def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
+        fp = torch.from_numpy(self.embedder.embed(pred))
+        fg = torch.from_numpy(self.embedder.embed(gt))
+        c = torch.nn.functional.cosine_similarity(fp, fg, dim=1, eps=1e-12).clamp(-1.0, 1.0)
+        return c if self.family == "identity_cos" else cos_to_deg(c)
+
+
 _DESCRIPTIONS = {
     "dlib": "dlib 128-D face descriptors (HOG box of the GT, 5-point chip), offline",
     "arcface": "ArcFace ResNet-18 (GFPGAN arcface_resnet18.pth), gray 128x128, whole image (GFPGAN/VQFR protocol)",
+    "insightface": "insightface buffalo_l ArcFace R50 (w600k_r50.onnx), RGB 112x112 crop of the FFHQ-aligned face",
 }
 _REFERENCES = {
     "dlib": "cfbench's own protocol on dlib 20 face_recognition_model_v1 (no published reference numbers)",
     "arcface": "VQFR metric_paper/calculate_cos_dist.py (gray 128x128, [-1,1]), every row kept (no deg<1 exclusion)",
+    "insightface": "insightface ArcFaceONNX.get_feat on norm_crop(112) of the FFHQ template points (no SCRFD)",
 }
 
 
@@ -179,6 +243,12 @@ def _spec(family: str, backend: str) -> MetricSpec:
                 "dlib_face_recognition_resnet",
             ),
         )
+    elif backend == "insightface":
+
+        def build(device="cpu"):
+            return InsightFaceIdentity(device, family=family)
+
+        options, weights = {}, ("insightface_w600k_r50",)
     else:
 
         def build(device="cpu", preprocess="vqfr"):
@@ -203,5 +273,5 @@ def _spec(family: str, backend: str) -> MetricSpec:
 
 
 SPECS: dict[tuple[str, str], MetricSpec] = {
-    (f, b): register(_spec(f, b)) for f in ("identity_cos", "deg") for b in ("dlib", "arcface")
+    (f, b): register(_spec(f, b)) for f in ("identity_cos", "deg") for b in ("dlib", "arcface", "insightface")
 }

@@ -22,11 +22,15 @@ their own pixels.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
+from cfbench import weights
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
+from cfbench.metrics.cache import content_hash
+from cfbench.metrics.gt_landmarks import CachedGtSide, GtMemo, image_digest
 from cfbench.metrics.identity import _DlibPairMetric
 from cfbench.metrics.registry import register
 
@@ -56,8 +60,10 @@ class DlibLandmarkDistance(_DlibPairMetric):
         return torch.tensor(out, dtype=torch.float64)
 
 
-class FanLandmarkDistance(PerImageMetric):
-    """`lmd[fan]` (module docstring). `state_dict`: FAN weights to use instead of the registered `fan_wflw` file."""
+class FanLandmarkDistance(CachedGtSide, PerImageMetric):
+    """`lmd[fan]` (module docstring). `state_dict`: FAN weights to use instead of the registered `fan_wflw` file.
+    The GT landmarks are a `GtMemo` (98 points at the GT's pixel scale), cached per dataset by the sweep and folder
+    scoring (`cfbench.metrics.gt_landmarks`)."""
 
     def __init__(
         self,
@@ -66,16 +72,47 @@ class FanLandmarkDistance(PerImageMetric):
         batch_size: int = 8,
     ) -> None:
         super().__init__(device)
-        from cfbench.face.fan import FanLandmarks
+        from cfbench.face.fan import NUM_LANDMARKS, FanLandmarks
 
         self.spec = FAN_SPEC
         self.fan = FanLandmarks(self.device, state_dict=state_dict, batch_size=batch_size)
+        self.registered_weights = state_dict is None
+        self.gt_memo = GtMemo(NUM_LANDMARKS * 2)
+
+    def gt_cache_key(self) -> dict[str, Any]:
+        if self.registered_weights:
+            weights_id = weights.sha256_file(weights.require("fan_wflw"))
+        else:  # weights given in memory: their contents name them
+            state = self.fan.net.state_dict()
+            weights_id = content_hash(state[k].detach().cpu().numpy().tobytes() for k in sorted(state))
+        return {
+            "backend": "fan",
+            "weights": weights_id,
+            "protocol": "VQFR whole image, cv2 256 INTER_LINEAR",
+            "version": 1,
+        }
+
+    def fill_gt(self, gt: torch.Tensor) -> None:
+        self._gt_landmarks(gt)
+
+    def _gt_landmarks(self, gt: torch.Tensor) -> torch.Tensor:
+        """(N, 98, 2) float64 GT landmarks in the GT's pixels; only images not in the memo go through the network."""
+        from cfbench.face.backends import as_uint8_rgb
+
+        digests = [image_digest(as_uint8_rgb(g)) for g in gt.cpu()]
+        todo = sorted({d: i for i, d in enumerate(digests) if self.gt_memo.get(d) is None}.values())
+        if todo:
+            found = self.fan.landmarks(gt[todo]).cpu().numpy()
+            for i, points in zip(todo, found, strict=True):
+                self.gt_memo.put(digests[i], points.ravel())
+        rows = np.stack([self.gt_memo.get(d) for d in digests]).reshape(len(digests), -1, 2)
+        return torch.from_numpy(rows).to(gt.device)
 
     def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         h, w = pred.shape[-2:]
         scale = torch.tensor([LMD_SIZE / w, LMD_SIZE / h], dtype=torch.float64, device=pred.device)
         lp = self.fan.landmarks(pred) * scale
-        lg = self.fan.landmarks(gt) * scale
+        lg = self._gt_landmarks(gt) * scale
         return torch.linalg.vector_norm(lp - lg, dim=2).mean(dim=1).cpu()
 
 

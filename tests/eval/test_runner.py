@@ -234,3 +234,30 @@ def test_gt_head_pose_is_computed_once_per_dataset(three_faces, tmp_path, monkey
     second.run()
     again = pd.read_parquet(tmp_path / "b" / "results.parquet")
     assert again["gt_yaw"].tolist() == rows["gt_yaw"].tolist()
+
+
+def test_gt_landmarks_are_computed_once_per_dataset(three_faces, tmp_path, monkeypatch):
+    """A second sweep over the same GT faces (other w, other run dir) reads the GT landmarks of lmd[dlib] from the
+    cache: the dlib backend analyses no image (the GT pose is cached too)."""
+    pytest.importorskip("dlib")
+    first = FidelityWeightSweep(
+        sweep_config(three_faces, tmp_path / "a", limit=1, w="0", metrics="lmd[dlib]"), log=lambda _: None
+    )
+    if "lmd[dlib]" in first.skipped:
+        pytest.skip(first.skipped["lmd[dlib]"])
+    first.run()
+    assert first.metrics[0].metric.gt_memo.computed == 1
+    logs = []
+    second = FidelityWeightSweep(
+        sweep_config(three_faces, tmp_path / "b", limit=1, w="0", metrics="lmd[dlib]"), log=logs.append
+    )
+
+    def no_analysis(*_a, **_k):
+        raise AssertionError("the GT landmarks should come from the cache")
+
+    monkeypatch.setattr(second.metrics[0].metric.backend, "analyze", no_analysis)  # shared backend: restored after
+    second.run()
+    assert "lmd[dlib]: GT landmarks from the cache" in logs
+    a = pd.read_parquet(tmp_path / "a" / "results.parquet")["lmd[dlib]"]
+    b = pd.read_parquet(tmp_path / "b" / "results.parquet")["lmd[dlib]"]
+    assert np.isfinite(a).all() and a.tolist() == b.tolist()

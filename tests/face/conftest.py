@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FACES = DATA / "faces_analysis"
@@ -32,3 +33,14 @@ def dlib_backend():
     except MissingWeightsError:
         pytest.skip("face-recognition-models is not installed")
     return get_backend("dlib")
+
+
+def seeded_bn_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """`net`'s state_dict after giving every BatchNorm non-trivial running statistics (so eval mode is exercised);
+    seed torch before building `net`."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.state_dict()

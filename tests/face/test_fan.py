@@ -11,6 +11,7 @@ import torch
 
 from cfbench.errors import CheckpointError, MissingWeightsError
 from cfbench.metrics.registry import get_metric
+from tests.face.conftest import seeded_bn_state
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MANIFEST = DATA / "faces_analysis" / "manifest_fan_wflw.json"
@@ -30,13 +31,7 @@ def seeded_state() -> dict[str, torch.Tensor]:
     from cfbench.face.fan import FAN
 
     torch.manual_seed(0)
-    net = FAN()
-    with torch.no_grad():  # non-trivial BN statistics so eval mode is exercised
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return net.state_dict()
+    return seeded_bn_state(FAN())
 
 
 @pytest.fixture(scope="module")

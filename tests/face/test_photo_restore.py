@@ -157,3 +157,15 @@ def test_cli_aligned_flag_refuses_other_sizes(tmp_path, capsys):
     assert _restore([path], tmp_path / "out", "--aligned") == 2
     err = capsys.readouterr().err
     assert "is 450x450" in err and "--resize" in err
+
+
+def test_cli_detector_choice(tmp_path, capsys):
+    """--detector names a face backend: an unknown name and RetinaFace without its weights are one-line errors
+    (exit 2) before anything is restored."""
+    path, _ = _png(tmp_path, "cf_03")
+    assert _restore([path], tmp_path / "out", "--detector", "retina") == 2
+    assert "did you mean 'retinaface'" in capsys.readouterr().err
+    assert _restore([path], tmp_path / "out", "--detector", "retinaface") == 2
+    err = capsys.readouterr().err
+    assert "detection_Resnet50_Final.pth" in err and "weights fetch retinaface_resnet50" in err
+    assert not (tmp_path / "out" / "cf_03.png").exists()
