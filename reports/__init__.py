@@ -39,7 +39,7 @@ def build_report(
     codebook_size: int | None = None,
 ) -> list[Path]:
     """Write every report for `run_dirs` into `out_dir`; the written files, report.html last when asked for."""
-    from reports import codebook, fidelity_quality, html, paper, side_face
+    from reports import codebook, codebook_nn, fidelity_quality, html, paper, side_face
     from reports.load import combine, load_run
 
     fmts = parse_formats(formats)
@@ -56,6 +56,7 @@ def build_report(
     sections = [
         fidelity_quality.report(run, out, files, n_boot=n_boot),
         codebook.report(run, out, files, size=codebook_size),
+        codebook_nn.report(run, out, files),
         side_face.report(run, out, files, k=worst_k),
         paper.report(run, out, files, w=paper_w),
     ]

@@ -31,7 +31,7 @@ import yaml
 
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
-from reports.style import figure, save_figure, severity_colors, severity_label, slug, wants_figures
+from reports.style import figure, save_figure, set_title, severity_colors, severity_label, slug, wants_figures
 from reports.tabular import ReportTable, write_table
 
 EPS = 1e-6
@@ -158,14 +158,18 @@ def usage_figure(ckpt: str, info: dict):
             np.arange(1, len(c) + 1),
             np.where(share > 0, share, np.nan),
             where="mid",
+            marker="o" if (c > 0).sum() < 20 else None,  # a handful of used codes draws no visible step line
             color=colors[sev],
             label=f"{severity_label(sev)} (perplexity {perplexity(info['counts'][sev]):.0f})",
         )
+    # log-log, as rank-frequency plots are read: the head (a few codes taking most tokens) stays visible
+    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlim(0.5, info["size"] + 0.5)
-    ax.set_xlabel(f"code rank (by frequency; codebook size {info['size']})")
+    ax.set_xlim(0.8, info["size"] * 1.25)
+    ax.set_ylim(top=1.5)
+    ax.set_xlabel(f"code rank by frequency (log; codebook size {info['size']})")
     ax.set_ylabel("share of tokens (log)")
-    ax.set_title(f"{ckpt}: codebook usage sorted by frequency")
+    set_title(ax, f"{ckpt}: codebook usage sorted by frequency")
     ax.legend(loc="upper right")
     return fig
 
@@ -177,12 +181,13 @@ def shift_figure(ckpt: str, frame: pd.DataFrame):
     fig, axes = figure(aspect=0.6)
     ax = axes[0, 0]
     x = np.arange(len(sub))
-    ax.plot(x, sub[tv], "-o", color="C0", label="total variation (0..1)")
-    ax.plot(x, sub[kl], "-s", color="C3", label="KL divergence (nats)")
+    ax.plot(x, sub[tv], "-o", color="C0", label="total variation (0..1)", clip_on=False)  # 0 sits on the axis
+    ax.plot(x, sub[kl], "-s", color="C3", label="KL divergence (nats)", clip_on=False)
     ax.set_xticks(x, sub["severity"].tolist())
     ax.set_xlabel("severity")
-    ax.set_ylabel(f"usage shift vs severity {sub['severity'].iloc[0]} (↓ = closer)")
-    ax.set_title(f"{ckpt}: codebook usage shift with severity")
+    ax.set_ylabel(f"shift vs severity {sub['severity'].iloc[0]} (↓ = closer)")
+    ax.set_ylim(bottom=0)  # both are >= 0; without this an all-zero shift is drawn mid-axis
+    set_title(ax, f"{ckpt}: codebook usage shift with severity")
     ax.legend(loc="upper left")
     return fig
 
@@ -197,9 +202,11 @@ def spatial_figure(ckpt: str, info: dict):
         grid = diff.reshape(side, side) if side * side == diff.size else diff[None, :]
         ax = axes[0, k]
         im = ax.imshow(grid, cmap="magma", vmin=0, vmax=1)
-        ax.set_title(f"{severity_label(sev)} vs {info['ref']}")
+        ax.set_title(f"{severity_label(sev)} vs {info['ref']} (mean {np.nanmean(diff):.2f})")
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel(f"token column (1..{grid.shape[1]})")
+        ax.set_ylabel(f"token row (1..{grid.shape[0]}, top = 1)")
         ax.grid(False)
     cbar = fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8)
     cbar.set_label("share of images whose code changed", fontsize=7)
@@ -250,7 +257,4 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], size: i
                     save_figure(fig, out_dir, stem, formats),
                 )
             )
-    section.notes.append(
-        "Transformer vs nearest-neighbour agreement needs nearest-neighbour indices, which this run did not store."
-    )
     return section

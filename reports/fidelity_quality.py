@@ -29,11 +29,13 @@ from cfbench.eval import tables as fq_tables
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
 from reports.style import (
+    LABEL_OFFSETS,
     family,
     figure,
     metric_label,
     metric_panels,
     save_figure,
+    set_title,
     severity_colors,
     severity_label,
     slug,
@@ -154,7 +156,7 @@ def pareto_figure(run: Run, frame: pd.DataFrame, ckpt: str, fid: str, qual: str)
     fh, qh = run.directions[fid], run.directions[qual]
     fig, axes = figure(aspect=0.85)
     ax = axes[0, 0]
-    for sev in sevs:
+    for k, sev in enumerate(sevs):
         block = sub[sub["severity"] == sev].sort_values("w")
         x, y, ws = block[qual].to_numpy(float), block[fid].to_numpy(float), block["w"].to_numpy(float)
         mask = pareto_mask(y, x, fh, qh)
@@ -164,14 +166,16 @@ def pareto_figure(run: Run, frame: pd.DataFrame, ckpt: str, fid: str, qual: str)
         if math.isfinite(bal):
             i = int(np.flatnonzero(ws == bal)[0])
             ax.scatter([x[i]], [y[i]], marker="*", s=110, color="k", zorder=4)
-        for xi, yi, w in zip(x, y, ws, strict=True):
+        # with more than two curves the labels cover each other: label the mildest and the most severe curve,
+        # the others run through the same w in the same order
+        for xi, yi, w in zip(x, y, ws, strict=True) if sev in (sevs[0], sevs[-1]) else ():
             if np.isfinite(xi) and np.isfinite(yi):
-                ax.annotate(f"w={w:g}", (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=6)
+                ax.annotate(f"w={w:g}", (xi, yi), xytext=LABEL_OFFSETS[k % 4], textcoords="offset points", fontsize=6)
     ax.scatter([], [], s=70, facecolors="none", edgecolors="k", label="Pareto-optimal w")
     ax.scatter([], [], marker="*", s=110, color="k", label="balanced w")
     ax.set_xlabel(metric_label(qual, qh))
     ax.set_ylabel(metric_label(fid, fh))
-    ax.set_title(f"{ckpt}: fidelity vs quality over w")
+    set_title(ax, f"{ckpt}: fidelity vs quality over w")
     ax.legend(loc="best")
     return fig
 
@@ -229,7 +233,7 @@ def heatmap_figure(run: Run, frame: pd.DataFrame, ckpt: str, metric: str):
                 )
     cbar = fig.colorbar(im, ax=ax)
     cbar.set_label(metric_label(metric, higher), fontsize=7)
-    ax.set_title(f"{ckpt}: {metric_label(metric, short=True)} per severity and w (bright = better)")
+    set_title(ax, f"{ckpt}: {metric_label(metric, short=True)} per severity and w (bright = better)", width=42)
     return fig
 
 
@@ -251,13 +255,15 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
 
             atomic_write_bytes(path, write(table).encode())
             paths.append(path)
-    shown = frame[["checkpoint", "severity", "w", "n_images", *[m.name for m in table.metrics]]]
+    # the page shows what the markdown file shows: the mean with its interval, the direction in the header
+    shown = frame[["checkpoint", "severity", "w", "n_images"]].copy()
+    for m in table.metrics:
+        cells = [fq_tables._cells(row, m) for _, row in frame.iterrows()]
+        shown[m.name] = [f"{v} [{ci}]" if ci else v for v, ci, _ in cells]
     best = {(i, m.name) for m in table.metrics for i in np.flatnonzero(frame[f"{m.name}_best"].to_numpy())}
-    section.tables.append(
-        Table(
-            "fidelity_quality_table", ReportTable(shown, "Metrics per severity and w", table.note(), best=best), paths
-        )
-    )
+    headers = {m.name: f"{m.name} {m.arrow}" for m in table.metrics}
+    shown_table = ReportTable(shown, "Metrics per severity and w", table.note(), headers=headers, best=best)
+    section.tables.append(Table("fidelity_quality_table", shown_table, paths))
     summ = summary(run, frame)
     section.tables.append(
         Table("fidelity_quality_summary", summ, write_table(summ, out_dir, "fidelity_quality_summary", formats))
@@ -279,7 +285,8 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
                 fig = pareto_figure(run, frame, ckpt, f, q)
                 caption = (
                     f"{ckpt}: {metric_label(f, short=True)} vs {metric_label(q, short=True)} per severity over "
-                    "w; rings: Pareto-optimal w, star: balanced w."
+                    "w (w labels on the mildest and the most severe curve); rings: Pareto-optimal w, star: "
+                    "balanced w."
                 )
                 section.figures.append(Figure(stem, caption, save_figure(fig, out_dir, stem, formats)))
         if metrics:

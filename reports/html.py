@@ -25,7 +25,7 @@ th,td{padding:.2em .6em;border-bottom:1px solid #e4e4e4;text-align:right}th{bord
 td.t,th.t{text-align:left}figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}.note{font-size:.85em;color:#555}.files{font-size:.8em}
 pre{background:#f6f6f6;padding:.6em;font-size:.8em;overflow:auto;max-height:22em}
-nav a{margin-right:1em}
+nav a{margin-right:1em}.wide{overflow-x:auto;max-width:100%}.wide td{white-space:nowrap}
 """
 
 
@@ -41,7 +41,7 @@ def table_html(t: ReportTable) -> str:
     for i, row in enumerate(frame.itertuples(index=False)):
         cells = []
         for c, v in zip(frame.columns, row, strict=True):
-            text = _e(t.cell(v))
+            text = _e(t.cell(v, c))
             if (i, c) in t.best:
                 text = f"<b>{text}</b>"
             elif (i, c) in t.second:
@@ -49,7 +49,8 @@ def table_html(t: ReportTable) -> str:
             cells.append(f'<td class="{"t" if c in text_cols else ""}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = f'<p class="note">{_e(t.note)}</p>' if t.note else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="wide">{table}</div>{note}'  # a wide table scrolls by itself, not the page
 
 
 def _links(paths: Sequence[Path], out_dir: Path) -> str:
@@ -71,7 +72,7 @@ def manifest_html(runs: Sequence[Run]) -> str:
             ("cfbench", f"{prov.get('cfbench')} (git {prov.get('git_revision')})"),
             ("python / torch / numpy", f"{prov.get('python')} / {prov.get('torch')} / {prov.get('numpy')}"),
             ("device", f"{prov.get('device')} ({prov.get('device_name')})"),
-            ("dataset", json.dumps(prov.get("dataset"), default=str)),
+            ("dataset", "; ".join(f"{k}: {v}" for k, v in (prov.get("dataset") or {}).items())),
             (
                 "checkpoints",
                 "; ".join(

@@ -198,9 +198,15 @@ def combine(runs: list[Run]) -> Run:
     merged_codes = None
     if codes:
         width = max(c["codes"].shape[1] for c in codes)
-        mats = [np.pad(c["codes"], ((0, 0), (0, width - c["codes"].shape[1])), constant_values=-1) for c in codes]
         merged_codes = {k: np.concatenate([c[k] for c in codes]) for k in ("checkpoint", "severity", "image_id")}
-        merged_codes["codes"] = np.concatenate(mats)
+        # every (N, tokens) code set of any run (codes, nn_codes...); -1 pads short rows and runs without the set
+        names = sorted({k for c in codes for k, v in c.items() if k not in merged_codes and v.ndim == 2})
+        for name in names:
+            mats = []
+            for c in codes:
+                mat = c.get(name, np.full(c["codes"].shape, -1, np.int16))
+                mats.append(np.pad(mat, ((0, 0), (0, width - mat.shape[1])), constant_values=-1))
+            merged_codes[name] = np.concatenate(mats)
     manifest = {"runs": {str(r.run_dir): r.manifest for r in runs}}
     first = runs[0]
     return Run(

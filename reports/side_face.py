@@ -24,7 +24,7 @@ from reports.grid import any_image, image_grid
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
 from reports.style import metric_label, metric_panels, save_figure, slug, w_colors, wants_figures
-from reports.tabular import ReportTable, write_table
+from reports.tabular import ReportTable, number, write_table
 
 EDGES = (0.0, 15.0, 30.0, 45.0, 60.0, math.inf)
 LABELS = ("0-15", "15-30", "30-45", "45-60", ">60")
@@ -149,8 +149,12 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], k: int 
     section = Section("Side faces")
     per_face = faces(run)
     table = binned(run)
+    arrows = {m: f"{m} {'↑' if up else '↓'}" for m, up in run.directions.items() if m in table.columns}
     t = ReportTable(
-        table, "Metrics by |GT yaw| bin", "Mean per bin over the faces with a GT pose; n = faces in the bin."
+        table,
+        "Metrics by |GT yaw| bin",
+        "Mean per bin over the faces with a GT pose; n = faces in the bin; ↑ higher is better, ↓ lower is better.",
+        headers=arrows,
     )
     section.tables.append(Table("side_face_bins", t, write_table(t, out_dir, "side_face_bins", formats)))
     d = drops(run, table)
@@ -216,7 +220,7 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], k: int 
             continue
         sub = run.results[(run.results.checkpoint == ckpt) & (run.results.severity == sev)].set_index(["image_id", "w"])
         text = {
-            (i, w): f"{metric.split('[')[0]} {sub.loc[(i, w), metric]:.3g}"
+            (i, w): f"{metric.split('[')[0]} {number(float(sub.loc[(i, w), metric]))}"  # as the tables write it
             for i in ids
             for w in run.ws
             if (i, w) in sub.index

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,6 +118,16 @@ def metric_panels(n: int):
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+def set_title(ax, text: str, width: int = 50) -> None:
+    """A panel title wrapped to lines of at most `width` characters (about what a column-width panel holds at
+    8 pt), so long checkpoint and metric names do not run off the figure."""
+    ax.set_title("\n".join(textwrap.wrap(text, width)))
+
+
+# offsets (points) of the w labels beside each severity's points, so the curves' labels do not sit on each other
+LABEL_OFFSETS = ((4, 4), (4, -9), (-24, 4), (-24, -9))
 
 
 def wants_figures(formats: Sequence[str]) -> bool:

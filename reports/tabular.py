@@ -34,14 +34,21 @@ class ReportTable:
     def header(self, col: str) -> str:
         return self.headers.get(col, col)
 
-    def cell(self, value) -> str:
+    def cell(self, value, column: str | None = None) -> str:
+        if column == "w" and isinstance(value, float) and math.isfinite(value):
+            return f"{value:g}"  # a fidelity weight is a setting, shown as typed (0.5), not as a measurement
         if isinstance(value, float):
-            return _num(value, _decimals(value)) if math.isfinite(value) else "–"
+            return number(value)
         if isinstance(value, (int,)) and not isinstance(value, bool):
             return str(value)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "–"
         return str(value)
+
+
+def number(value: float) -> str:
+    """A measured value as every report table writes it (`cfbench.eval.tables` digits; – when not finite)."""
+    return _num(value, _decimals(value)) if math.isfinite(value) else "–"
 
 
 def to_markdown(t: ReportTable) -> str:
@@ -54,7 +61,7 @@ def to_markdown(t: ReportTable) -> str:
     for i, row in enumerate(t.frame.itertuples(index=False)):
         cells = []
         for c, v in zip(cols, row, strict=True):
-            text = markdown_escape(t.cell(v))
+            text = markdown_escape(t.cell(v, c))
             if (i, c) in t.best:
                 text = f"**{text}**"
             elif (i, c) in t.second:
@@ -83,7 +90,7 @@ def to_latex(t: ReportTable) -> str:
             lines.append(r"\midrule")
         cells = []
         for c, v in zip(cols, row, strict=True):
-            text = latex_escape(t.cell(v)).replace("–", "--")
+            text = latex_escape(t.cell(v, c)).replace("–", "--")
             if (i, c) in t.best:
                 text = f"\\textbf{{{text}}}"
             elif (i, c) in t.second:

@@ -36,6 +36,9 @@ def eval_command(
     seed: int | None = typer.Option(None, help="Base seed of the synthesized degradations."),
     data_root: str | None = typer.Option(None, help="Where the dataset's files are (default: $CFBENCH_DATA)."),
     save_images: bool | None = typer.Option(None, "--save-images", help="Also write the restored faces as PNG."),
+    store_nn_codes: bool | None = typer.Option(
+        None, "--store-nn-codes", help="Also store nearest-neighbour code indices (LQ and GT) in codes.npz."
+    ),
     config: str | None = typer.Option(None, help="Sweep YAML file or bundled name (configs/sweeps/)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
@@ -56,6 +59,7 @@ def eval_command(
         seed=seed,
         data_root=data_root,
         save_images=save_images,
+        store_nn_codes=store_nn_codes,
     )
     sweep = FidelityWeightSweep(cfg, log=console.print)
     if sweep.rank != 0:  # another process of a torchrun run: it works silently, rank 0 reports

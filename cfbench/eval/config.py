@@ -39,10 +39,18 @@ class SweepConfig:
     device: str = "auto"
     run_dir: str | None = None
     save_images: bool = False
+    # also store the nearest-neighbour code of every encoder feature, for the LQ face and for its GT face, beside
+    # the transformer's codes in codes.npz (the paper's motivation check; costs one more encode of each GT face)
+    store_nn_codes: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["checkpoints"] = list(self.checkpoints)
+        # opt-in outputs added after run dirs existed are left out while off, so that earlier run dirs still
+        # resume and the default run dir names (result_hash) stay what they were
+        for key in OPT_IN_KEYS:
+            if not d[key]:
+                del d[key]
         return d
 
     def result_hash(self) -> str:
@@ -54,6 +62,7 @@ class SweepConfig:
 # Keys that do not change the numbers (batch size only changes float rounding, at the 1e-6 level), so a run dir
 # made with other values may be resumed.
 NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images"})
+OPT_IN_KEYS = ("store_nn_codes",)
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
 _TEXT_KEYS = ("w", "severity", "metrics", "dataset", "data_root", "fid_ref", "fid_resize", "run_dir")
 

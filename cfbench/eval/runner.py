@@ -133,6 +133,11 @@ class FidelityWeightSweep:
         self.rank, self.world = init_from_env(self.device)
         if config.lookup not in ("transformer", "nearest"):
             raise BadInputError(f"lookup must be 'transformer' or 'nearest', got {config.lookup!r}")
+        if config.store_nn_codes and config.lookup != "transformer":
+            raise BadInputError(
+                "store_nn_codes compares the transformer's codes with the nearest-neighbour lookup; use lookup "
+                "'transformer' (with 'nearest' the stored codes already are the nearest-neighbour ones)"
+            )
         self.dataset = get_dataset(config.dataset, config.data_root)
         n = len(self.dataset) if config.limit is None else min(config.limit, len(self.dataset))
         if n == 0:
@@ -218,8 +223,8 @@ class FidelityWeightSweep:
                     key = PartKey(label, severity, p)
                     if key not in done and p % self.world == self.rank:
                         start = time.perf_counter()
-                        rows, codes, feats = self._run_part(net, data, indices, label, severity)
-                        store.write_part(key, rows, codes, feats)
+                        rows, codes, feats, code_sets = self._run_part(net, data, indices, label, severity)
+                        store.write_part(key, rows, codes, feats, code_sets=code_sets)
                         seconds += time.perf_counter() - start
                         restored += len(indices)
                     finished += len(indices)
@@ -238,9 +243,13 @@ class FidelityWeightSweep:
 
     def _run_part(
         self, net: CodeFormer, data: FaceDataset, indices: Sequence[int], label: str, severity: str
-    ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[float, dict[str, np.ndarray]]]:
+    ) -> tuple[
+        pd.DataFrame, dict[str, np.ndarray], dict[float, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]
+    ]:
+        """(rows, codes by image id, FID features by w, the `store_nn_codes` sets: name -> image id -> codes)."""
         rows: list[dict[str, Any]] = []
         codes: dict[str, np.ndarray] = {}
+        code_sets: dict[str, dict[str, np.ndarray]] = {}
         feats: dict[float, dict[str, list[torch.Tensor]]] = {w: {} for w in self.ws}
         k = len(self.ws)
         # --batch-size bounds the faces per decode call (memory); they are spent on all w of fewer faces.
@@ -255,6 +264,8 @@ class FidelityWeightSweep:
                 state = net.encode(lq * 2 - 1, lookup=self.config.lookup)
                 restored = quantize(self._decode_all_w(net, state, n))
             model_ms = (time.perf_counter() - start) * 1000 / n
+            with torch.inference_mode():
+                nn_sets = self._nn_codes(net, state, gt)
             values = self._score(restored, gt, k)
             with torch.inference_mode():
                 for m in self.metrics:
@@ -264,6 +275,8 @@ class FidelityWeightSweep:
                             feats[w].setdefault(m.column, []).append(f[i * n : (i + 1) * n])
             for j, s in enumerate(samples):
                 codes[s.id] = state.indices[j].cpu().numpy()
+                for name, mat in nn_sets.items():
+                    code_sets.setdefault(name, {})[s.id] = mat[j].cpu().numpy()
                 meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
                 for i, w in enumerate(self.ws):
                     row = {"image_id": s.id, "checkpoint": label, "severity": severity, "w": w}
@@ -282,7 +295,19 @@ class FidelityWeightSweep:
             if self.config.save_images:
                 self._save_images(restored, samples, label, severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
-        return pd.DataFrame(rows), codes, features
+        return pd.DataFrame(rows), codes, features, code_sets
+
+    def _nn_codes(self, net: CodeFormer, state: Any, gt: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """What `store_nn_codes` adds, each (N, s*s) code indices: `nn_codes`, the nearest-neighbour codes of the LQ
+        encoder feature (the transformer's input), and with GT faces `hq_codes` and `hq_nn_codes`, the transformer's
+        and the nearest-neighbour codes of the GT face. Empty when the option is off."""
+        if not self.config.store_nn_codes:
+            return {}
+        out = {"nn_codes": net.quantize.nearest(state.lq_feat)}
+        if gt is not None:
+            hq = net.encode(gt * 2 - 1, lookup="transformer")
+            out.update(hq_codes=hq.indices, hq_nn_codes=net.quantize.nearest(hq.lq_feat))
+        return out
 
     def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
         """Head pose of the GT face (`gt_head_pose`), NaN when there is no GT or no pose backend."""

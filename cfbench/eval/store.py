@@ -11,7 +11,8 @@ Layout of ``RUN_DIR``::
     results.parquet    all rows, sorted by (checkpoint, severity, w, image_id)    -- written by `finalize`
     groups.parquet     per (checkpoint, severity, w): n_images, the mean of every metric column, and the
                        distribution metrics (FID) the caller computed from `merged_features`
-    codes.npz          per (checkpoint, severity, image_id): the predicted code indices (they do not depend on w)
+    codes.npz          per (checkpoint, severity, image_id): the predicted code indices (they do not depend on w),
+                       and any further code sets the parts stored (``nn_codes``...), -1 where a part had none
 
 The unit of work is a *part*, `PartKey(checkpoint, severity, batch)`. Every file is written through
 `cfbench.atomic` (temp file + rename), so a killed run leaves each part complete or absent, and a re-run with the
@@ -56,12 +57,15 @@ RESULTS = "results.parquet"
 GROUPS = "groups.parquet"
 CODES = "codes.npz"
 PARTS = "parts"
+CODES_ARRAYS = ("checkpoint", "severity", "image_id", "codes", "n_tokens")  # codes.npz always holds these
+CODE_SET_PREFIX = "codeset_"  # a part marker's array of a further code set (write_part's code_sets)
 
 ID_COLUMNS = ("checkpoint", "severity", "w", "image_id")  # unique per row of results.parquet
 GROUP_COLUMNS = ("checkpoint", "severity", "w")
 N_IMAGES = "n_images"
 DEFAULT_IGNORE_KEYS = ("run_dir", "device", "json")
 
+_CODE_SET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TMP = re.compile(r"^\..+\.tmp$")  # what cfbench.atomic leaves behind when a process is killed mid-write
 _MISSING = object()
 
@@ -186,6 +190,22 @@ def _check_key(key: Any) -> PartKey:
 
 def _w_key(w: float) -> float:
     return float(w) + 0.0
+
+
+def _code_matrix(key: PartKey, what: str, ids: Sequence[str], codes: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The 1-D integer code arrays of `ids` (in that order) as one (len(ids), L) int16 matrix; ValueError naming
+    the image when one is not 1-D integer, does not fit int16, or has another length."""
+    mats = []
+    for image_id in ids:
+        arr = np.asarray(codes[image_id])
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what} of image {image_id!r} must be a 1-D integer array, got {arr.dtype} {arr.shape}")
+        if arr.size and (arr.min() < np.iinfo(np.int16).min or arr.max() > np.iinfo(np.int16).max):
+            raise ValueError(f"{what} of image {image_id!r} do not fit int16")
+        mats.append(arr.astype(np.int16))
+    if len({m.shape for m in mats}) != 1:
+        raise ValueError(f"{what} of part {tuple(key)} have different lengths")
+    return np.stack(mats)
 
 
 # ------------------------------------------------------------------------------------------------- the store
@@ -332,6 +352,7 @@ class RunStore:
         features: Mapping[float, Mapping[str, FeatureInput]] | None = None,
         *,
         overwrite: bool = False,
+        code_sets: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ) -> None:
         """Store one part atomically: after a crash it is either complete or absent.
 
@@ -341,7 +362,9 @@ class RunStore:
         `features`: w -> metric name -> the FID accumulator of this part's images at that w, either a
         `FeatureStatistics` or the raw features as an (N, dim) array. Raw features are far smaller for small parts
         (a 2048-dim FeatureStatistics holds a 32 MB dim x dim sum; 16 raw vectors take 128 KB) and are merged
-        exactly. Writing a part that is already done raises unless `overwrite`.
+        exactly. `code_sets`: further code indices per image by set name (e.g. ``nn_codes``), for the same images
+        as `codes`; codes.npz holds each set as an array of that name. Writing a part that is already done raises
+        unless `overwrite`.
         """
         self._require_open("write_part")
         key = _check_key(key)
@@ -350,7 +373,7 @@ class RunStore:
             "key": np.array(json.dumps({"checkpoint": key.checkpoint, "severity": key.severity, "batch": key.batch})),
             "n_rows": np.array(len(rows)),
         }
-        arrays.update(self._code_arrays(key, rows, codes))
+        arrays.update(self._code_arrays(key, rows, codes, code_sets))
         arrays.update(self._feature_arrays(key, rows, features))
 
         parquet, marker = self._paths(key)
@@ -395,8 +418,15 @@ class RunStore:
         return rows[front + [c for c in rows.columns if c not in front]]
 
     @staticmethod
-    def _code_arrays(key: PartKey, rows: pd.DataFrame, codes: Mapping[str, np.ndarray] | None) -> dict:
+    def _code_arrays(
+        key: PartKey,
+        rows: pd.DataFrame,
+        codes: Mapping[str, np.ndarray] | None,
+        code_sets: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    ) -> dict:
         if not codes:
+            if code_sets:
+                raise ValueError(f"part {tuple(key)} has code sets {sorted(code_sets)} but no codes")
             return {}
         ids = [str(i) for i in codes]
         if len(set(ids)) != len(ids):
@@ -404,19 +434,17 @@ class RunStore:
         unknown = sorted(set(ids) - set(rows["image_id"]))
         if unknown:
             raise ValueError(f"codes of part {tuple(key)} name image {unknown[0]!r}, which has no rows in the part")
-        mats = []
-        for image_id, value in zip(ids, codes.values(), strict=True):
-            arr = np.asarray(value)
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(
-                    f"codes of image {image_id!r} must be a 1-D integer array, got {arr.dtype} {arr.shape}"
-                )
-            if arr.size and (arr.min() < np.iinfo(np.int16).min or arr.max() > np.iinfo(np.int16).max):
-                raise ValueError(f"codes of image {image_id!r} do not fit int16")
-            mats.append(arr.astype(np.int16))
-        if len({m.shape for m in mats}) != 1:
-            raise ValueError(f"codes of part {tuple(key)} have different lengths")
-        return {"codes_image_id": np.array(ids, dtype=str), "codes": np.stack(mats)}
+        out = {"codes_image_id": np.array(ids, dtype=str), "codes": _code_matrix(key, "codes", ids, codes)}
+        for name, per_image in (code_sets or {}).items():
+            if not _CODE_SET_NAME.match(str(name)) or name in CODES_ARRAYS:
+                raise ValueError(f"code set name {name!r} must be lower_case and not one of {list(CODES_ARRAYS)}")
+            if sorted(map(str, per_image)) != sorted(ids):
+                raise ValueError(f"code set {name!r} of part {tuple(key)} is not for the same images as its codes")
+            mat = _code_matrix(key, name, ids, {str(k): v for k, v in per_image.items()})
+            if mat.shape != out["codes"].shape:
+                raise ValueError(f"code set {name!r} of part {tuple(key)} has another length than its codes")
+            out[f"{CODE_SET_PREFIX}{name}"] = mat
+        return out
 
     @staticmethod
     def _feature_arrays(
@@ -549,26 +577,31 @@ class RunStore:
         return merged
 
     def _codes(self, parts: Mapping[PartKey, str]) -> dict[str, np.ndarray]:
-        records: list[tuple[str, str, str, np.ndarray]] = []
+        records: list[tuple[str, str, str, dict[str, np.ndarray]]] = []  # (checkpoint, severity, id, set -> row)
         for key, stem in sorted(parts.items()):
             arrays = self._load_marker(stem)
             if "codes" in arrays:
-                for image_id, row in zip(arrays["codes_image_id"], arrays["codes"], strict=True):
-                    records.append((key.checkpoint, key.severity, str(image_id), row))
+                sets = {"codes": arrays["codes"]}
+                sets.update({k[len(CODE_SET_PREFIX) :]: v for k, v in arrays.items() if k.startswith(CODE_SET_PREFIX)})
+                for i, image_id in enumerate(arrays["codes_image_id"]):
+                    records.append((key.checkpoint, key.severity, str(image_id), {k: v[i] for k, v in sets.items()}))
         records.sort(key=lambda r: r[:3])
         for a, b in zip(records, records[1:], strict=False):
             if a[:3] == b[:3]:
                 raise StoreError(f"codes of image {a[:3]} are stored by two parts; use a new --run-dir")
-        length = max((r[3].shape[0] for r in records), default=0)
-        mat = np.full((len(records), length), -1, np.int16)  # -1 pads shorter code sequences (other models)
+        length = max((r[3]["codes"].shape[0] for r in records), default=0)
+        names = ["codes", *sorted({k for r in records for k in r[3]} - {"codes"})]
+        # -1 pads shorter code sequences (other models) and the images whose part did not store a set
+        mats = {name: np.full((len(records), length), -1, np.int16) for name in names}
         for i, r in enumerate(records):
-            mat[i, : r[3].shape[0]] = r[3]
+            for name, row in r[3].items():
+                mats[name][i, : row.shape[0]] = row
         return {
             "checkpoint": np.array([r[0] for r in records], dtype=str),
             "severity": np.array([r[1] for r in records], dtype=str),
             "image_id": np.array([r[2] for r in records], dtype=str),
-            "codes": mat,
-            "n_tokens": np.array([r[3].shape[0] for r in records], np.int32),
+            **mats,
+            "n_tokens": np.array([r[3]["codes"].shape[0] for r in records], np.int32),
         }
 
     def _remove_stale_temps(self) -> None:
@@ -616,7 +649,11 @@ class RunStore:
         outputs = {
             "results": {"file": RESULTS, "rows": int(len(results))},
             "groups": {"file": GROUPS, "rows": int(len(groups))},
-            "codes": {"file": CODES, "images": int(len(codes["image_id"]))},
+            "codes": {
+                "file": CODES,
+                "images": int(len(codes["image_id"])),
+                "code_sets": sorted(k for k in codes if k not in CODES_ARRAYS),
+            },
             "parts": len(parts),
             "metric_columns": columns,
             "distribution_columns": [

@@ -142,6 +142,33 @@ def test_a_run_dir_with_another_config_is_refused(three_faces, tmp_path):
     FidelityWeightSweep(sweep_config(three_faces, run, limit=1, w="0", batch_size=1), log=lambda _: None).run()
 
 
+@pytest.mark.slow
+def test_store_nn_codes_stores_the_nearest_codes_of_lq_and_gt_and_is_recorded(three_faces, tmp_path):
+    cfg = sweep_config(three_faces, tmp_path / "run", limit=1, w="0", metrics="psnr", store_nn_codes=True)
+    FidelityWeightSweep(cfg, log=lambda _: None).run()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["store_nn_codes"] is True
+    assert manifest["outputs"]["codes"]["code_sets"] == ["hq_codes", "hq_nn_codes", "nn_codes"]
+    z = np.load(tmp_path / "run" / "codes.npz")
+    sample = with_severity(get_dataset(cfg.dataset), "2", seed=cfg.seed).load(0)
+    net = load_restorer("codeformer_tiny", "cpu")
+    with torch.inference_mode():
+        lq = net.encode(sample.lq[None] * 2 - 1)
+        hq = net.encode(sample.gt[None] * 2 - 1)
+        want = {
+            "codes": lq.indices,
+            "nn_codes": net.quantize.nearest(lq.lq_feat),
+            "hq_codes": hq.indices,
+            "hq_nn_codes": net.quantize.nearest(hq.lq_feat),
+        }
+    for name, idx in want.items():
+        np.testing.assert_array_equal(z[name][0], idx[0].numpy(), err_msg=name)
+    # off by default, and then left out of the stored config, so earlier run dirs still resume
+    assert "store_nn_codes" not in sweep_config(three_faces, tmp_path / "r2").to_dict()
+    with pytest.raises(BadInputError, match="lookup 'transformer'"):
+        FidelityWeightSweep(sweep_config(three_faces, tmp_path / "r3", store_nn_codes=True, lookup="nearest"))
+
+
 def test_cli_errors_are_one_line_with_exit_2(three_faces, tmp_path, capsys):
     assert main(["eval", "--dataset", f"folder:{tmp_path / 'nowhere'}", "--run-dir", str(tmp_path / "r")]) == 2
     assert main(["eval", "--dataset", f"folder:{three_faces}", "--w", "0:1:0", "--run-dir", str(tmp_path / "r")]) == 2

@@ -330,6 +330,35 @@ def test_codes(tmp_path):
         np.testing.assert_array_equal(z["codes"][4], expected)
 
 
+def test_code_sets_are_merged_by_name_and_padded_where_a_part_has_none(tmp_path):
+    store = open_store(tmp_path)
+    for i, (key, ids) in enumerate(PLAN):
+        codes = make_codes(ids, i)
+        sets = {"nn_codes": {k: (v + 1) % 1024 for k, v in codes.items()}} if key.severity == "2" else None
+        store.write_part(key, make_rows(key, ids), codes, code_sets=sets)
+    store.finalize()
+    with np.load(tmp_path / CODES) as z:
+        assert z["nn_codes"].dtype == np.int16 and z["nn_codes"].shape == (6, 256)
+        assert (z["nn_codes"][:3] == -1).all()  # severity 0 stored none
+        np.testing.assert_array_equal(z["nn_codes"][3:], (z["codes"][3:] + 1) % 1024)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert manifest["outputs"]["codes"]["code_sets"] == ["nn_codes"]
+
+
+def test_bad_code_sets_are_refused(tmp_path):
+    store = open_store(tmp_path)
+    key, ids = PLAN[0]
+    codes = make_codes(ids)
+    with pytest.raises(ValueError, match="same images"):
+        store.write_part(key, make_rows(key, ids), codes, code_sets={"nn_codes": {"a": codes["a"]}})
+    with pytest.raises(ValueError, match="must be lower_case"):
+        store.write_part(key, make_rows(key, ids), codes, code_sets={"image_id": codes})
+    with pytest.raises(ValueError, match="another length"):
+        short = {k: v[:10] for k, v in codes.items()}
+        store.write_part(key, make_rows(key, ids), codes, code_sets={"nn_codes": short})
+    assert not store.done_parts()
+
+
 def test_resume_after_crash_gives_the_uninterrupted_result(tmp_path):
     full = tmp_path / "full"
     finalize_all(full)

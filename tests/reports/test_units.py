@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import codebook
+from reports import codebook, codebook_nn
 from reports.fidelity_quality import balanced_w, best_ws, pareto_mask, summary
 from reports.load import Run, order_severities
 from reports.side_face import LABELS, NO_POSE, faces, yaw_bin
@@ -83,6 +83,84 @@ def test_codebook_stats_per_severity_and_spatial_change():
     assert frame["dead codes"].tolist() == [7, 6]
     assert frame["changed positions"].iloc[1] == pytest.approx(10 / 512)
     assert extra["m"]["maps"]["2"][:10].tolist() == [0.5] * 10 and extra["m"]["maps"]["2"][10:].sum() == 0
+
+
+def test_perplexity_and_dead_codes_by_hand():
+    # 4 tokens on codes 0, 0, 1, 2 of K = 5: p = (1/2, 1/4, 1/4), H = 1.5 ln 2, perplexity 2^1.5; codes 3, 4 dead
+    c = codebook.counts(np.array([[0, 0, 1, 2]]), 5)
+    assert c.tolist() == [2, 1, 1, 0, 0]
+    assert codebook.perplexity(c) == pytest.approx(2**1.5, rel=1e-12)
+    assert codebook.dead_codes(c) == 2
+    assert codebook.top_share(c) == 0.5  # ceil(0.05) = 1 code: code 0 holds 2 of 4 tokens
+    assert codebook.perplexity(np.array([0, 9, 0])) == 1.0  # one code in use
+
+
+def test_spatial_change_map_by_hand_and_its_16x16_layout():
+    # 2 faces, 256 tokens in row-major (row, column) order; at severity 3 face a changes tokens 17 (row 1, col 1)
+    # and 255 (row 15, col 15), face b changes token 17 only; severity 1 changes nothing
+    base = np.arange(256, dtype=np.int16)[None].repeat(2, 0) % 64
+    sev1, sev3 = base.copy(), base.copy()
+    sev3[0, [17, 255]] = 99
+    sev3[1, 17] = 99
+    run = Run(
+        None,
+        {},
+        None,
+        None,
+        {
+            "checkpoint": np.array(["m"] * 6),
+            "severity": np.array(["3", "3", "1", "1", "0", "0"]),
+            "image_id": np.array(["a", "b"] * 3),
+            "codes": np.concatenate([sev3, sev1, base]),
+        },
+        {},
+    )
+    frame, extra = codebook.stats(run, size=128)
+    maps = extra["m"]["maps"]
+    assert extra["m"]["ref"] == "0" and maps["1"].sum() == 0
+    want = np.zeros((16, 16))
+    want[1, 1], want[15, 15] = 1.0, 0.5  # share of the 2 faces whose code changed there
+    np.testing.assert_array_equal(maps["3"].reshape(16, 16), want)
+    assert frame.set_index("severity").loc["3", "changed positions"] == pytest.approx(3 / 512)
+    fig = codebook.spatial_figure("m", extra["m"])
+    drawn = fig.axes[1].get_images()[0].get_array()  # panel 2 = severity 3, as drawn
+    np.testing.assert_array_equal(np.asarray(drawn), want)
+
+
+def test_nn_agreement_is_exact_on_a_synthetic_code_set():
+    # 2 images x severities 0 and 2, 8 tokens each; the counts below are worked out by hand from the edits
+    hq_nn = np.arange(16, dtype=np.int16).reshape(2, 8)
+    hq = hq_nn.copy()
+    hq[0, :3] = 99  # the transformer on the GT faces: 13 of 16 tokens equal the nearest code
+    codes = {
+        "checkpoint": np.array(["m"] * 4),
+        "severity": np.array(["2", "0", "2", "0"]),  # unsorted on purpose
+        "image_id": np.array(["a", "a", "b", "b"]),
+        "hq_nn_codes": np.concatenate([hq_nn[:1], hq_nn[:1], hq_nn[1:], hq_nn[1:]]),
+        "hq_codes": np.concatenate([hq[:1], hq[:1], hq[1:], hq[1:]]),
+    }
+    tr = codes["hq_nn_codes"].copy()
+    nn = codes["hq_nn_codes"].copy()
+    nn[[1, 3], :2] = 50  # severity 0: nearest differs from the HQ nearest on 2 tokens of each image
+    nn[[0, 2], :6] = 60  # severity 2: on 6 tokens of each image
+    tr[[0, 2], :2] = 60  # severity 2: the transformer matches the (wrong) nearest code on 2 of those
+    tr[2, 7] = -1  # a padded token is not counted
+    codes.update(codes=tr, nn_codes=nn)
+    frame, missing = codebook_nn.table(codes)
+    assert missing == [] and frame["input"].tolist() == [codebook_nn.HQ, "severity 0", "severity 2"]
+    hq_row, s0, s2 = (frame.iloc[i] for i in range(3))
+    assert (hq_row["images"], hq_row["tokens"], hq_row["transformer = nearest"]) == (2, 16, 13 / 16)
+    assert hq_row["nearest = HQ nearest"] == 1.0
+    assert s0["transformer = nearest"] == 12 / 16 and s0["nearest = HQ nearest"] == 12 / 16
+    assert s0["transformer = HQ nearest"] == 1.0
+    # severity 2: tokens 0-1 (both 60) and 6-7 (both the HQ code) agree, minus the padded token of image b
+    assert s2["tokens"] == 15 and s2["transformer = nearest"] == 7 / 15
+    assert s2["transformer = HQ nearest"] == 11 / 15 and s2["nearest = HQ nearest"] == 4 / 16
+    # a checkpoint whose parts stored no nearest codes (-1 after a merge) is listed, not counted
+    codes2 = {k: np.concatenate([v, v[:1]]) for k, v in codes.items()}
+    codes2["checkpoint"] = np.array(["m"] * 4 + ["old"])
+    codes2["nn_codes"][-1] = -1
+    assert codebook_nn.table(codes2)[1] == ["old"]
 
 
 def test_yaw_bins_count_every_face_once():

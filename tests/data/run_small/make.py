@@ -2,10 +2,11 @@
 
 Run from the repository root: ``python tests/data/run_small/make.py``. It restores the first 2 faces of
 tests/data/faces (128x128) with the bundled codeformer_tiny checkpoint at w 0, 0.5, 1 and severities 0 and 2 on
-the CPU, scores them, saves the restored faces (512x512 PNG, ~140 kB each), and leaves the run dir in
-tests/data/run_small/run/. To keep the fixture under 1 MB, the parts/ folder (reports read only the finalized
-files) and the saved images of severity 0 are deleted afterwards, so the reports also meet a run whose images
-are missing for some groups; the remaining PNGs are re-saved with PIL's optimize=True (lossless: the same
+the CPU, scores them, stores the nearest-neighbour codes beside the transformer's (--store-nn-codes), saves the
+restored faces (512x512 PNG, ~140 kB each), and leaves the run dir in tests/data/run_small/run/. To keep the
+fixture under 1 MB, the parts/ folder (reports read only the finalized files), the saved images of severity 0
+and the saved LQ and GT faces are deleted afterwards, so the reports also meet a run whose images are missing
+for some groups and columns; the remaining PNGs are re-saved with PIL's optimize=True (lossless: the same
 pixels, about half the bytes).
 """
 
@@ -40,10 +41,13 @@ def main() -> None:
         device="cpu",
         limit=2,
         save_images=True,
+        store_nn_codes=True,
     )
     FidelityWeightSweep(cfg).run()
     shutil.rmtree(RUN / "parts", ignore_errors=True)
     shutil.rmtree(RUN / "images" / "codeformer_tiny" / "severity_0", ignore_errors=True)
+    shutil.rmtree(RUN / "images" / "codeformer_tiny" / "severity_2" / "lq", ignore_errors=True)
+    shutil.rmtree(RUN / "images" / "gt", ignore_errors=True)
     shrink_pngs(RUN / "images")
 
 
