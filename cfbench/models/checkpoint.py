@@ -42,7 +42,10 @@ def load_state_dict_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(f"checkpoint file not found: {path}")
     with path.open("rb") as f:
         head = f.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch zip format, or the legacy pickle format
+    # a safetensors file starts with its header's length (8 bytes, little-endian) and the JSON header; that length
+    # can begin with b"PK" or 0x80, so the torch formats are recognised only when the file is not safetensors
+    safetensors_head = head[8:9] == b"{"
+    if not safetensors_head and (head[:4] == b"PK\x03\x04" or head[:1] == b"\x80"):  # torch zip, legacy pickle
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:

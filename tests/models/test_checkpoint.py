@@ -111,3 +111,21 @@ def test_a_dict_without_weights(tmp_path):
 def test_missing_file():
     with pytest.raises(CheckpointError, match="checkpoint file not found"):
         load_checkpoint("/nonexistent/ckpt.pth")
+
+
+@pytest.mark.parametrize("first", [b"\x80", b"PK"])
+def test_safetensors_whose_header_length_looks_like_a_torch_file_keeps_its_metadata(tmp_path, first):
+    # the 8-byte header length of a safetensors file can start with the bytes that mark torch's pickle or zip formats
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"cfbench.note": ""})
+    start = int.from_bytes(path.read_bytes()[:8], "little")
+    target = int.from_bytes(first.ljust(2, b"\x00")[:2], "little")  # a header length with those first bytes
+    for pad in range(max(target - start - 8, 0), target - start + 9):  # the header is padded to 8 bytes
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"cfbench.note": "x" * pad})
+        if path.read_bytes()[: len(first)] == first:
+            break
+    assert path.read_bytes()[: len(first)] == first
+    state, meta = load_state_dict_file(path)
+    assert torch.equal(state["w"], torch.zeros(2)) and meta["cfbench.note"].startswith("x")
