@@ -24,7 +24,7 @@ from cfbench.face.parsing import (
     load_parsenet,
     preprocess,
 )
-from tests.face.conftest import FACES, read_rgb, seeded_bn_state
+from tests.face.conftest import photo_png, read_rgb, restore_cli, seeded_bn_state
 
 MANIFEST = Path(__file__).resolve().parents[1] / "data" / "faces_analysis" / "manifest_parsenet.json"
 URL = "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth"
@@ -239,25 +239,11 @@ def test_paste_faces_mask_count_and_unknown_mask_name():
 # -- the command -------------------------------------------------------------------------------------------------
 
 
-def _restore(inputs, out, *extra):
-    from cfbench.cli import main
-
-    args = ["restore", *map(str, inputs), "--checkpoint", "codeformer_tiny", "--out", str(out), "--device", "cpu"]
-    return main([*args, *extra])
-
-
-def _png(tmp_path, name: str) -> tuple[Path, np.ndarray]:
-    rgb = read_rgb(FACES / f"{name}.jpg")  # a byte-identical copy of /work/shared/faces/whole/cf_03.jpg
-    path = tmp_path / f"{name}.png"
-    cv2.imwrite(str(path), rgb[:, :, ::-1])
-    return path, rgb
-
-
 def test_cli_parsing_mask_without_weights(dlib_backend, tmp_path, capsys):
-    path, _ = _png(tmp_path, "cf_03")
-    assert _restore([path], tmp_path / "out", "--mask", "parse") == 2
+    path, _ = photo_png(tmp_path, "cf_03")
+    assert restore_cli([path], tmp_path / "out", "--mask", "parse") == 2
     assert "did you mean 'parsing'" in capsys.readouterr().err
-    assert _restore([path], tmp_path / "out", "--mask", "parsing") == 2
+    assert restore_cli([path], tmp_path / "out", "--mask", "parsing") == 2
     err = capsys.readouterr().err
     assert "parsing_parsenet.pth" in err and URL in err and "--mask soft" in err and "\n" not in err.strip()
     assert not (tmp_path / "out" / "cf_03.png").exists()
@@ -265,15 +251,16 @@ def test_cli_parsing_mask_without_weights(dlib_backend, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_whole_photo_with_seeded_parsing_weights(dlib_backend, seeded_state, tmp_path, capsys):
-    """End to end with seeded ParseNet weights in the test's $CFBENCH_HOME, their class bias pushed to 'neck' (not
+    """End to end on the whole photo cf_03 (the committed copy of /work/shared/faces/whole/cf_03.jpg) with seeded
+    ParseNet weights in the test's $CFBENCH_HOME, their class bias pushed to 'neck' (not
     a face class): the face is found and restored, but the parsing mask is zero everywhere, so the output is the
     photo itself, pixel for pixel (the soft mask alone changes the face: test_photo_restore.py)."""
     state = dict(seeded_state)
     bias = state["out_mask_conv.conv2d.bias"].clone()
     bias[CLASSES.index("neck")] += 100.0
     _install({**state, "out_mask_conv.conv2d.bias": bias})
-    path, rgb = _png(tmp_path, "cf_03")
-    assert _restore([path], tmp_path / "out", "--mask", "parsing", "--w", "0.7") == 0
+    path, rgb = photo_png(tmp_path, "cf_03")
+    assert restore_cli([path], tmp_path / "out", "--mask", "parsing", "--w", "0.7") == 0
     err = capsys.readouterr().err
     assert "restored 1 face(s) in 1 whole photo(s)" in err and "parsing paste-back mask" in err
     out = read_rgb(tmp_path / "out" / "cf_03.png")
