@@ -212,6 +212,20 @@ for _entry in (
         size=109497761,
     ),
     WeightsFile(
+        "parsing_parsenet",
+        "parsing_parsenet.pth",
+        (
+            "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
+            CODEFORMER_RELEASE + "parsing_parsenet.pth",
+        ),
+        "facexlib release asset (repository MIT); trained by PSFRGAN (chaofengc/PSFRGAN), licence not verified",
+        "ParseNet face parsing, 19 CelebAMask-HQ classes at 512x512 (cfbench.face.parsing): the paste-back mask of "
+        "`cfbench restore --mask parsing`; the CodeFormer release holds the same file",
+        # the same hash and size in many independent pin lists (GFPGAN/CodeFormer deployment manifests, a PKGBUILD)
+        sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2",
+        size=85331193,
+    ),
+    WeightsFile(
         "insightface_w600k_r50",
         "w600k_r50.onnx",
         (

@@ -17,8 +17,9 @@ import typer
 
 from cfbench.cli.common import console, pick_device, progress
 from cfbench.data.demo import demo_lq_paths
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.face import FACE_BACKENDS, get_backend
+from cfbench.face.photo import PASTE_MASKS, FaceMasker, face_masker
 from cfbench.imageio import expand_image_paths, read_image, write_image
 from cfbench.restoration import (
     DEFAULT_CHECKPOINT,
@@ -72,6 +73,12 @@ def restore_command(
         help="Whole photos: the face backend that finds the faces and their five points: dlib (offline) or "
         "retinaface (RetinaFace ResNet-50, CodeFormer's detector; needs the retinaface_resnet50 weights).",
     ),
+    mask: str = typer.Option(
+        "soft",
+        help="Whole photos: the paste-back mask: soft (the warped square, eroded and blurred) or parsing "
+        "(CodeFormer's use_parse: also limited to the face classes of the ParseNet face parser; needs the "
+        "parsing_parsenet weights).",
+    ),
 ) -> None:
     """Restore faces (aligned crops or whole photos) with CodeFormer at fidelity weight w."""
     if not 0.0 <= w <= 1.0:
@@ -79,6 +86,7 @@ def restore_command(
     if aligned is False and resize:
         raise BadInputError("--resize applies to aligned faces; it cannot be combined with --whole-photo")
     FACE_BACKENDS.get(detector)  # an unknown name fails here, with suggestions, before any work
+    PASTE_MASKS.get(mask)
     paths = expand_image_paths(images) if images else demo_lq_paths()
     names = [p.name for p in paths]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -97,6 +105,7 @@ def restore_command(
     faces = [p for p in paths if p not in photos]
     if photos:
         get_backend(detector)  # loads the detector, or fails on its missing weights, before any restoring
+        masker = _masker(mask, dev)
     if faces and upscale != 1:
         console.print(f"note: --upscale applies to whole photos only; {len(faces)} aligned face(s) keep their size")
     start = time.perf_counter()
@@ -114,7 +123,9 @@ def restore_command(
             bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
         found = 0
         for p in photos:
-            found += _restore_photo(p, out, net, w, upscale, only_center_face, adain, lookup, batch_size, detector)
+            found += _restore_photo(
+                p, out, net, w, upscale, only_center_face, adain, lookup, batch_size, detector, masker
+            )
             done += 1
             bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
     if faces:
@@ -122,9 +133,16 @@ def restore_command(
     if photos:
         console.print(
             f"restored {found} face(s) in {len(photos)} whole photo(s) at w={w}, upscale {upscale} "
-            f"(background: bicubic resize) into {out}",
+            f"(background: bicubic resize), {mask} paste-back mask into {out}",
             soft_wrap=True,
         )
+
+
+def _masker(mask: str, device: torch.device) -> FaceMasker:
+    try:
+        return face_masker(mask, device)
+    except MissingWeightsError as exc:
+        raise MissingWeightsError(f"--mask {mask}: {exc}; or paste back with the default --mask soft") from exc
 
 
 def _is_photo(path: Path, size: int, aligned: bool | None, resize: bool) -> bool:
@@ -150,11 +168,12 @@ def _restore_photo(
     lookup: str,
     batch: int,
     detector: str,
+    masker: FaceMasker,
 ) -> int:
     from cfbench.face.photo import restore_photo
 
     img = read_image(path)
-    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch, detector)
+    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch, detector, masker)
     if result.num_faces == 0:
         console.print(
             f"warning: no face found in {path}; written upscaled x{upscale} (bicubic) and otherwise unchanged",

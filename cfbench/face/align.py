@@ -98,16 +98,26 @@ def paste_mask(matrix: np.ndarray, face_size: int, image_shape: tuple[int, int])
     return np.clip(cv2.GaussianBlur(mask, (blur, blur), 0), 0, 1)
 
 
-def paste_back(image: np.ndarray, face: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def paste_back(
+    image: np.ndarray, face: np.ndarray, matrix: np.ndarray, face_mask: np.ndarray | None = None
+) -> np.ndarray:
     """Blend the (restored) square crop `face` back into `image` (both (H, W, 3) RGB, uint8 or float32), inverting
-    `matrix` (image -> crop, as returned by `align_face`). Returns an array like `image`."""
+    `matrix` (image -> crop, as returned by `align_face`). `face_mask`: an optional mask of the crop (S, S) float in
+    [0, 1] (e.g. `cfbench.face.parsing.FaceParser.masks`), warped back bicubically and combined with the soft mask by
+    elementwise minimum, as CodeFormer's use_parse. Returns an array like `image`."""
     _check_image(image)
     _check_image(face)
     if face.shape[0] != face.shape[1]:
         raise BadInputError(f"the face crop must be square; got {face.shape[:2]}")
     h, w = image.shape[:2]
     back = cv2.warpAffine(face.astype(np.float32), invert(matrix), (w, h), flags=cv2.INTER_LINEAR)
-    mask = paste_mask(matrix, face.shape[0], (h, w))[:, :, None]
+    mask = paste_mask(matrix, face.shape[0], (h, w))
+    if face_mask is not None:
+        if face_mask.shape != face.shape[:2]:
+            raise BadInputError(f"the face mask must be {face.shape[:2]} like its crop; got {face_mask.shape}")
+        warped = cv2.warpAffine(face_mask.astype(np.float32), invert(matrix), (w, h), flags=cv2.INTER_CUBIC)
+        mask = np.minimum(mask, np.clip(warped, 0, 1))  # bicubic overshoots [0, 1] near edges
+    mask = mask[:, :, None]
     out = mask * back + (1 - mask) * image.astype(np.float32)
     if image.dtype == np.uint8:
         return np.clip(np.round(out), 0, 255).astype(np.uint8)

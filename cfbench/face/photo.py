@@ -9,8 +9,10 @@ CodeFormer's `inference_codeformer.py` (facexlib `FaceRestoreHelper`), with thes
   upsampling step, five points from its 68 landmarks, see `cfbench.face.backends.five_from_68`), not RetinaFace;
 - `upscale`: the background is the photo upscaled by a plain bicubic resize (`cv2.resize`, INTER_CUBIC), not by
   Real-ESRGAN; the faces are pasted at the upscaled resolution (the restored 512 crop is warped straight into it);
-- the paste-back mask is ours (`cfbench.face.align.paste_mask`: eroded and blurred warped square), not the
-  parsing-network mask;
+- the paste-back mask (`PASTE_MASKS`, `cfbench restore --mask`): `soft` (default), ours alone
+  (`cfbench.face.align.paste_mask`: eroded and blurred warped square); `parsing`, CodeFormer's use_parse: that mask
+  limited (elementwise minimum) by the blurred face classes of ParseNet on each restored crop
+  (`cfbench.face.parsing`; needs the `parsing_parsenet` weights);
 - a photo where no face is found comes back upscaled and otherwise unchanged (the caller warns), never an error.
 
 Images are uint8 (H, W, 3) RGB arrays (`cfbench.face.as_uint8_rgb` converts other forms).
@@ -18,7 +20,7 @@ Images are uint8 (H, W, 3) RGB arrays (`cfbench.face.as_uint8_rgb` converts othe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,32 @@ import torch
 from cfbench.errors import BadInputError
 from cfbench.face.align import align_face, paste_back
 from cfbench.face.backends import Face, as_uint8_rgb, get_backend
+from cfbench.registry import Registry
+
+# restored crops (N, S, S, 3) float32 in [0, 1] -> one (S, S) face mask in [0, 1] per crop, or None for the soft
+# mask alone
+FaceMasker = Callable[[np.ndarray], Sequence[np.ndarray | None]]
+PASTE_MASKS: Registry[Callable[..., FaceMasker]] = Registry("paste-back mask")
+
+
+@PASTE_MASKS.register("soft")
+def _soft_mask(device: str | torch.device = "cpu") -> FaceMasker:
+    """No mask of the face's own: the warped square, eroded and blurred, alone."""
+    return lambda faces: [None] * len(faces)
+
+
+@PASTE_MASKS.register("parsing")
+def _parsing_mask(device: str | torch.device = "cpu") -> FaceMasker:
+    """CodeFormer's use_parse mask (cfbench.face.parsing); loads ParseNet, or raises MissingWeightsError."""
+    from cfbench.face.parsing import FaceParser
+
+    return FaceParser(device).masks
+
+
+def face_masker(name: str, device: str | torch.device = "cpu") -> FaceMasker:
+    """The paste-back mask `name` of `PASTE_MASKS`, built (its network loaded on `device`) once per call: an
+    unknown name raises with close-match suggestions, missing weights with the registry's MissingWeightsError."""
+    return PASTE_MASKS.get(name)(device)
 
 
 @dataclass(frozen=True)
@@ -102,20 +130,25 @@ def paste_faces(
     restored: Sequence[np.ndarray],
     matrices: Sequence[np.ndarray],
     upscale: int = 1,
+    face_masks: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Paste restored square crops back into `image` (uint8 RGB, the original photo) upscaled by `upscale`.
 
     `restored`: crops (S, S, 3), float32 RGB in [0, 1] or uint8; `matrices`: their 2x3 matrices photo -> crop (from
-    `detect_and_align`). The blending is in float, so pixels outside every face mask equal the upscaled photo
-    exactly. Returns uint8 (H * upscale, W * upscale, 3).
+    `detect_and_align`); `face_masks`: optional (S, S) masks of the crops (a `FaceMasker`'s, None entries for the
+    soft mask alone; see `cfbench.face.align.paste_back`). The blending is in float, so pixels outside every face
+    mask equal the upscaled photo exactly. Returns uint8 (H * upscale, W * upscale, 3).
     """
-    if len(restored) != len(matrices):
-        raise BadInputError(f"{len(restored)} restored crops but {len(matrices)} matrices")
+    face_masks = [None] * len(restored) if face_masks is None else face_masks
+    if not len(restored) == len(matrices) == len(face_masks):
+        raise BadInputError(
+            f"{len(restored)} restored crops but {len(matrices)} matrices and {len(face_masks)} face masks"
+        )
     img = as_uint8_rgb(image)
     out = upscale_image(img, upscale).astype(np.float32) / 255.0
-    for crop, m in zip(restored, matrices, strict=True):
+    for crop, m, face_mask in zip(restored, matrices, face_masks, strict=True):
         face = crop.astype(np.float32) / 255.0 if crop.dtype == np.uint8 else np.asarray(crop, np.float32)
-        out = paste_back(out, face, upscale_matrix(m, upscale))
+        out = paste_back(out, face, upscale_matrix(m, upscale), face_mask)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -142,9 +175,11 @@ def restore_photo(
     lookup: str = "transformer",
     batch_size: int = 4,
     backend: Any = None,
+    mask: str | FaceMasker = "soft",
 ) -> PhotoResult:
-    """Detect, align, restore with CodeFormer `net` at fidelity weight `w`, paste back (module docstring). With no
-    face found, the result is the photo upscaled and otherwise unchanged, with `num_faces` 0."""
+    """Detect, align, restore with CodeFormer `net` at fidelity weight `w`, paste back (module docstring). `mask`:
+    a `PASTE_MASKS` name or a built `FaceMasker` (`face_masker`; pass one to load its network once for many photos).
+    With no face found, the result is the photo upscaled and otherwise unchanged, with `num_faces` 0."""
     from cfbench.restoration import restore_batch
 
     upscale = _check_upscale(upscale)
@@ -154,11 +189,14 @@ def restore_photo(
     size = net.config.img_size
     faces = detect_and_align(img, size, only_center_face, backend)
     device = next(net.parameters()).device
-    restored = []
+    masker = face_masker(mask, device) if isinstance(mask, str) else mask
+    restored: list[np.ndarray] = []
+    masks: list[np.ndarray | None] = []
     for i in range(0, len(faces), batch_size):
         crops = np.stack([f.crop for f in faces[i : i + batch_size]])
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0).to(device)
         y = restore_batch(net, x, w, adain, lookup).float().cpu().permute(0, 2, 3, 1).numpy()
         restored.extend(np.ascontiguousarray(c) for c in y)
-    out = paste_faces(img, restored, [f.matrix for f in faces], upscale)
+        masks.extend(masker(np.ascontiguousarray(y)))
+    out = paste_faces(img, restored, [f.matrix for f in faces], upscale, masks)
     return PhotoResult(out, faces)

@@ -44,3 +44,22 @@ def seeded_bn_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
     return net.state_dict()
+
+
+def photo_png(tmp_path: Path, name: str) -> tuple[Path, np.ndarray]:
+    """The committed JPEG photo `name` saved as PNG under tmp_path/in (lossless, so output pixels can be compared
+    exactly); (its path, its uint8 RGB pixels)."""
+    rgb = read_rgb(FACES / f"{name}.jpg")
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.png"
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    return path, rgb
+
+
+def restore_cli(inputs, out: Path, *extra: str) -> int:
+    """`cfbench restore INPUTS --out OUT EXTRA...` with the bundled codeformer_tiny on the CPU; the exit code."""
+    from cfbench.cli import main
+
+    args = ["restore", *map(str, inputs), "--checkpoint", "codeformer_tiny", "--out", str(out), "--device", "cpu"]
+    return main([*args, *extra])

@@ -3,13 +3,12 @@ every face, paste-back, upscaling, the centre face, photos without faces."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from cfbench.errors import BadInputError
-from tests.face.conftest import FACES, read_rgb
+from tests.face.conftest import FACES, photo_png, read_rgb, restore_cli
 
 
 @pytest.fixture(autouse=True)
@@ -18,16 +17,6 @@ def _two_threads():
     torch.set_num_threads(min(before, 2))
     yield
     torch.set_num_threads(before)
-
-
-def _png(tmp_path, name: str) -> tuple:
-    """The committed JPEG photo `name` saved as PNG (lossless, so output pixels can be compared exactly)."""
-    rgb = read_rgb(FACES / f"{name}.jpg")
-    folder = tmp_path / "in"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{name}.png"
-    cv2.imwrite(str(path), rgb[:, :, ::-1])
-    return path, rgb
 
 
 def _read(path) -> np.ndarray:
@@ -101,20 +90,13 @@ def test_paste_faces_bad_input():
 # -- the command, with the bundled codeformer_tiny ---------------------------------------------------------------------
 
 
-def _restore(inputs, out, *extra):
-    from cfbench.cli import main
-
-    args = ["restore", *map(str, inputs), "--checkpoint", "codeformer_tiny", "--out", str(out), "--device", "cpu"]
-    return main([*args, *extra])
-
-
 @pytest.mark.slow
 def test_cli_whole_photo_upscaled_and_far_pixels_unchanged(dlib_backend, tmp_path, capsys):
     from cfbench.face.align import paste_mask
     from cfbench.face.photo import detect_and_align, upscale_image, upscale_matrix
 
-    path, rgb = _png(tmp_path, "cf_03")
-    assert _restore([path], tmp_path / "out", "--upscale", "2", "--w", "0.7") == 0
+    path, rgb = photo_png(tmp_path, "cf_03")
+    assert restore_cli([path], tmp_path / "out", "--upscale", "2", "--w", "0.7") == 0
     err = capsys.readouterr().err
     assert "restored 1 face(s) in 1 whole photo(s)" in err and "bicubic" in err
     out = _read(tmp_path / "out" / "cf_03.png")
@@ -128,8 +110,8 @@ def test_cli_whole_photo_upscaled_and_far_pixels_unchanged(dlib_backend, tmp_pat
 
 @pytest.mark.slow
 def test_cli_only_center_face_restores_one(dlib_backend, tmp_path, capsys):
-    path, rgb = _png(tmp_path, "cf_00")
-    assert _restore([path], tmp_path / "out", "--only-center-face", "--whole-photo") == 0
+    path, rgb = photo_png(tmp_path, "cf_00")
+    assert restore_cli([path], tmp_path / "out", "--only-center-face", "--whole-photo") == 0
     assert "restored 1 face(s) in 1 whole photo(s)" in capsys.readouterr().err
     assert _read(tmp_path / "out" / "cf_00.png").shape == rgb.shape
 
@@ -137,8 +119,8 @@ def test_cli_only_center_face_restores_one(dlib_backend, tmp_path, capsys):
 def test_cli_photo_without_face_is_written_unchanged(dlib_backend, tmp_path, capsys):
     from cfbench.face.photo import upscale_image
 
-    path, rgb = _png(tmp_path, "aflw_00181")
-    assert _restore([path], tmp_path / "out", "--upscale", "2") == 0
+    path, rgb = photo_png(tmp_path, "aflw_00181")
+    assert restore_cli([path], tmp_path / "out", "--upscale", "2") == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if "no face found" in line]
     assert len(warnings) == 1 and "unchanged" in warnings[0] and "aflw_00181.png" in warnings[0]
@@ -147,14 +129,14 @@ def test_cli_photo_without_face_is_written_unchanged(dlib_backend, tmp_path, cap
 
 
 def test_cli_whole_photo_and_resize_conflict(tmp_path, capsys):
-    path, _ = _png(tmp_path, "aflw_00181")
-    assert _restore([path], tmp_path / "out", "--whole-photo", "--resize") == 2
+    path, _ = photo_png(tmp_path, "aflw_00181")
+    assert restore_cli([path], tmp_path / "out", "--whole-photo", "--resize") == 2
     assert "--resize applies to aligned faces" in capsys.readouterr().err
 
 
 def test_cli_aligned_flag_refuses_other_sizes(tmp_path, capsys):
-    path, _ = _png(tmp_path, "aflw_00181")
-    assert _restore([path], tmp_path / "out", "--aligned") == 2
+    path, _ = photo_png(tmp_path, "aflw_00181")
+    assert restore_cli([path], tmp_path / "out", "--aligned") == 2
     err = capsys.readouterr().err
     assert "is 450x450" in err and "--resize" in err
 
@@ -162,10 +144,10 @@ def test_cli_aligned_flag_refuses_other_sizes(tmp_path, capsys):
 def test_cli_detector_choice(tmp_path, capsys):
     """--detector names a face backend: an unknown name and RetinaFace without its weights are one-line errors
     (exit 2) before anything is restored."""
-    path, _ = _png(tmp_path, "cf_03")
-    assert _restore([path], tmp_path / "out", "--detector", "retina") == 2
+    path, _ = photo_png(tmp_path, "cf_03")
+    assert restore_cli([path], tmp_path / "out", "--detector", "retina") == 2
     assert "did you mean 'retinaface'" in capsys.readouterr().err
-    assert _restore([path], tmp_path / "out", "--detector", "retinaface") == 2
+    assert restore_cli([path], tmp_path / "out", "--detector", "retinaface") == 2
     err = capsys.readouterr().err
     assert "detection_Resnet50_Final.pth" in err and "weights fetch retinaface_resnet50" in err
     assert not (tmp_path / "out" / "cf_03.png").exists()
