@@ -42,13 +42,17 @@ EVAL_PRESETS = ("codeformer-train-small", "codeformer-train")
 PURPOSE = (
     "A demo model, not a restoration model of research quality: it exists so that `cfbench restore`, the default "
     "`cfbench eval`, the regression gate and the tests run offline on a real trained CodeFormer. Its numbers say "
-    "nothing about CodeFormer; use the official codeformer.pth for any real evaluation."
+    "nothing about CodeFormer; use the official codeformer.pth for any real evaluation. heldout_eval shows what it "
+    "does: its restorations are blurrier than the LQ input (lower PSNR) and lose most colour (chroma_corr), already "
+    "in the stage-I reconstruction of HQ faces."
 )
 DEPARTURES = (
     "a small variant (see arch) instead of the official 512-channel-top CodeFormer",
     "perceptual: none and no GAN in any stage (no VGG/LPIPS weights offline; an adversarial term does not help in "
     "a few hundred steps); the official stages use LPIPS and an adaptive hinge GAN",
     "stage I on random 192x192 crops of the faces, batch 2 (official: whole 512 faces, batch 32)",
+    "stage I restarts dead codes every 50 iterations (codebook_restart; not in the official training): without it "
+    "this short run collapsed to 3 of 256 codes",
     "stages II and III at batch 1 (official: 32 and 24)",
     "hundreds of iterations with a cosine LR decay instead of 1.6M / 500k / 150k",
     "stage III at w = 1 on the small degradation only (official: w in {1, 1.3} and the large degradation)",
@@ -93,32 +97,62 @@ def first_losses(rows: list[dict[str, str]], n: int = 10) -> dict[str, float]:
     return {k: round(float(np.mean([float(r[k]) for r in head if r.get(k)])), 5) for k in keys if head[0].get(k)}
 
 
+def chroma_correlation(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Per image (N,): the Pearson correlation over pixels of the BT.601 chroma channels (Cb, Cr) of x and ref,
+    (N, 3, H, W) RGB in [0, 1], averaged over the two channels. 1: the colours vary where the reference's do; near 0:
+    one tint everywhere (a sepia image), however saturated."""
+    m = x.new_tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+    def centred(img: torch.Tensor) -> torch.Tensor:
+        c = torch.einsum("kc,nchw->nkhw", m.to(img), img).flatten(2)
+        return c - c.mean(2, keepdim=True)
+
+    a, b = centred(x.double()), centred(ref.double())
+    norm_a, norm_b = a.norm(dim=2), b.norm(dim=2)
+    flat = (norm_a < 1e-6 * a.shape[2] ** 0.5) | (norm_b < 1e-6 * b.shape[2] ** 0.5)  # a constant channel: 0
+    corr = torch.where(flat, 0.0, (a * b).sum(2) / (norm_a * norm_b).clamp_min(1e-30))
+    return corr.mean(1)
+
+
+def image_scores(x: torch.Tensor, hq: torch.Tensor) -> dict[str, float]:
+    """Means over the batch of PSNR (dB), SSIM (RGB, 8-bit, whole image) and `chroma_correlation` to `hq`."""
+    x = x.clamp(0, 1).mul(255).round().div(255)
+    return {
+        "psnr": round(PSNR().compute(x, hq).mean().item(), 2),
+        "ssim": round(SSIM().compute(x, hq).mean().item(), 4),
+        "chroma_corr": round(chroma_correlation(x, hq).mean().item(), 3),
+    }
+
+
+def heldout_faces(paths: list[Path], size: int) -> torch.Tensor:
+    return torch.stack([resize_face(read_image(p), size) for p in paths])
+
+
 @torch.inference_mode()
 def heldout_numbers(net: nn.Module, paths: list[Path], seed: int) -> dict[str, Any]:
-    """Mean PSNR (dB) and SSIM (RGB, 8-bit, whole face at the model's size) over held-out faces, per LQ preset:
-    the LQ input and the restorations at each w of EVAL_WS (transformer lookup, AdaIN on, what `cfbench restore`
-    does). Per-face LQ seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
+    """`image_scores` over the held-out faces (at the model's size), per LQ preset: the LQ input and the
+    restorations at each w of EVAL_WS (transformer lookup, AdaIN on, what `cfbench restore` does). Per-face LQ
+    seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
     from degradations import derive_seed
 
     net = net.eval()
-    hq = torch.stack([resize_face(read_image(p), net.config.img_size) for p in paths])
-    psnr, ssim = PSNR(), SSIM()
-
-    def scores(x: torch.Tensor) -> dict[str, float]:
-        x = x.clamp(0, 1).mul(255).round().div(255)
-        return {
-            "psnr": round(psnr.compute(x, hq).mean().item(), 2),
-            "ssim": round(ssim.compute(x, hq).mean().item(), 4),
-        }
-
+    hq = heldout_faces(paths, net.config.img_size)
     out: dict[str, Any] = {}
     for preset in EVAL_PRESETS:
         lq = Degrader(preset).with_seeds(hq, [derive_seed(seed, "heldout", p.name) for p in paths])
-        row: dict[str, Any] = {"lq": scores(lq)}
+        row: dict[str, Any] = {"lq": image_scores(lq, hq)}
         for w in EVAL_WS:
-            row[f"w={w:g}"] = scores(torch.cat([restore_batch(net, x[None], w, adain=True) for x in lq]))
+            row[f"w={w:g}"] = image_scores(torch.cat([restore_batch(net, x[None], w, adain=True) for x in lq]), hq)
         out[preset] = row
     return out
+
+
+@torch.inference_mode()
+def reconstruction_numbers(vqgan: nn.Module, paths: list[Path]) -> dict[str, float]:
+    """`image_scores` of the stage-I VQGAN's reconstruction of the held-out HQ faces: the ceiling of the codebook."""
+    vqgan = vqgan.eval()
+    hq = heldout_faces(paths, vqgan.config.img_size)
+    return image_scores(torch.cat([vqgan(x[None] * 2 - 1)[0].add(1).div(2) for x in hq]), hq)
 
 
 def stage_summary(run: Path, stage: str) -> dict[str, Any]:
@@ -176,7 +210,8 @@ def build_card(run: Path, config: Path, net: nn.Module, heldout: dict[str, Any],
         "train_seconds": round(sum(s["seconds"] for s in stages.values()), 1),
         "departures_from_official": list(DEPARTURES),
         "heldout_eval": {
-            "protocol": "mean over the held-out faces; PSNR dB / SSIM on RGB, 8-bit, whole 512 face; LQ from each "
+            "protocol": "mean over the held-out faces; PSNR dB / SSIM on RGB, 8-bit, whole 512 face; chroma_corr: "
+            "correlation of the Cb/Cr channels with the GT's (1 = the GT's colours, ~0 = one tint); LQ from each "
             "degradations preset with seeds derive_seed(seed, 'heldout', file name); restored with the transformer "
             "lookup and AdaIN",
             **heldout,
@@ -193,7 +228,11 @@ def export(run: Path, config: Path, out: Path) -> dict[str, Any]:
     net = half_rounded(load_checkpoint(weights))
     folder = resolve_folder(cfg.data.folder)
     paths = [folder / n for n in cfg.data.exclude]
-    card = build_card(run, config, net, heldout_numbers(net, paths, cfg.run.seed), {"heldout": list(cfg.data.exclude)})
+    heldout = heldout_numbers(net, paths, cfg.run.seed)
+    heldout["stage1_reconstruction_of_hq"] = reconstruction_numbers(
+        load_checkpoint(run / "stage1" / "stage1.safetensors"), paths
+    )
+    card = build_card(run, config, net, heldout, {"heldout": list(cfg.data.exclude)})
     meta = {CARD_KEY: json.dumps(card), "cfbench.params": "params_ema", "cfbench.stage": "stage3"}
     save_checkpoint(copy.deepcopy(net).half(), out, extra=meta)
     card["file_mb"] = round(out.stat().st_size / 1e6, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import yaml
 
 from cfbench.models import load_checkpoint
 from cfbench.models.checkpoint import load_state_dict_file
-from cfbench.train.bundle import CARD_KEY, EVAL_PRESETS, export, half_rounded
+from cfbench.train.bundle import CARD_KEY, EVAL_PRESETS, chroma_correlation, export, half_rounded, image_scores
 from cfbench.train.config import STAGE_NAMES, _merge
 from cfbench.train.loop import Trainer
 from cfbench.weights import weights_path
@@ -53,6 +54,8 @@ def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
     for preset in EVAL_PRESETS:
         row = card["heldout_eval"][preset]
         assert set(row) == {"lq", "w=0", "w=0.5", "w=1"} and all(0 < v["psnr"] < 60 for v in row.values())
+        assert all(-1 <= v["chroma_corr"] <= 1 for v in row.values())
+    assert set(card["heldout_eval"]["stage1_reconstruction_of_hq"]) == {"psnr", "ssim", "chroma_corr"}
     log = (tmp_path / "tiny.train_log.csv").read_text().splitlines()
     assert log[0].startswith("stage,step,lr,loss") and len(log) == 1 + 6
     assert [line.split(",")[0] for line in log[1:]] == ["stage1"] * 2 + ["stage2"] * 2 + ["stage3"] * 2
@@ -90,3 +93,20 @@ def test_bundled_checkpoint_is_the_card_it_ships_with():
     with torch.inference_mode():
         out = restore_batch(net, lq, 0.5, adain=True)
     assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+def test_chroma_correlation_and_image_scores_by_hand():
+    rng = torch.Generator().manual_seed(0)
+    gt = torch.rand(1, 3, 16, 16, generator=rng)
+    assert chroma_correlation(gt, gt).item() == pytest.approx(1.0)
+    # one tint everywhere, whatever the brightness: uncorrelated with the GT's colours (exactly 0 for a grey image)
+    grey = gt.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    assert chroma_correlation(grey, gt).item() == 0
+    inverted = 1 - gt  # chroma negated
+    assert chroma_correlation(inverted, gt).item() == pytest.approx(-1.0)
+    scores = image_scores(gt, gt)
+    assert scores["chroma_corr"] == 1.0 and scores["ssim"] == 1.0
+    dimmed = gt * 0.5  # chroma scaled: still perfectly correlated, PSNR by hand
+    mse = (dimmed.mul(255).round().div(255) - gt).pow(2).mean().item()  # image_scores rounds the image to 8 bits
+    assert image_scores(dimmed, gt)["psnr"] == pytest.approx(10 * math.log10(1 / mse), abs=0.01)
+    assert image_scores(dimmed, gt)["chroma_corr"] == pytest.approx(1.0, abs=1e-3)
