@@ -22,8 +22,22 @@ def test_official_flops_match_the_reference_notes():
 
 @pytest.mark.slow
 def test_bench_cli_json(capsys):
-    rc = main(["bench", "model", "--variant", "codeformer_mini", "--device", "cpu", "--batch", "1", "--repeats", "1",
-               "--no-sweep", "--json"])
+    rc = main(
+        [
+            "bench",
+            "model",
+            "--variant",
+            "codeformer_mini",
+            "--device",
+            "cpu",
+            "--batch",
+            "1",
+            "--repeats",
+            "1",
+            "--no-sweep",
+            "--json",
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     (timing,) = report["timings"]
