@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,9 +23,9 @@ def _run(stage: str, config: Path, resume: bool, max_steps: int | None, out: Pat
     from cfbench.train.loop import Trainer
 
     cfg = load_config(config, stage)
-    if out.exists() and (out / "ckpt" / "last.pt").exists() and not resume and os.environ.get("RANK", "0") == "0":
-        console.print(f"note: {out} holds a previous run; starting fresh (pass --resume to continue it)")
     trainer = Trainer(cfg, out, echo=console.print, show_progress=not as_json)
+    if trainer.group.main and (out / "ckpt" / "last.pt").exists() and not resume:
+        console.print(f"note: {out} holds a previous run; starting fresh (pass --resume to continue it)")
     result = trainer.train(max_steps=max_steps, resume=resume)
     if not trainer.group.main:  # under torchrun only rank 0 reports
         return

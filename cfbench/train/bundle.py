@@ -33,7 +33,7 @@ from cfbench.imageio import read_image
 from cfbench.metrics.psnr_ssim import PSNR, SSIM
 from cfbench.models import load_checkpoint, save_checkpoint
 from cfbench.restoration import restore_batch
-from cfbench.train.config import STAGE_NAMES, load_config
+from cfbench.train.config import STAGE_NAMES, TrainConfig, load_config
 from cfbench.train.dataset import Degrader, resolve_folder
 
 CARD_KEY = "cfbench.model_card"
@@ -125,6 +125,7 @@ def image_scores(x: torch.Tensor, hq: torch.Tensor) -> dict[str, float]:
 
 
 def heldout_faces(paths: list[Path], size: int) -> torch.Tensor:
+    """The faces of `paths` as float32 (N, 3, size, size) RGB in [0, 1] (the eval resize policy)."""
     return torch.stack([resize_face(read_image(p), size) for p in paths])
 
 
@@ -177,8 +178,8 @@ def stage_summary(run: Path, stage: str) -> dict[str, Any]:
     }
 
 
-def build_card(run: Path, config: Path, net: nn.Module, heldout: dict[str, Any], names: dict[str, Any]) -> dict:
-    cfg = load_config(config, "stage3")
+def build_card(run: Path, config: Path, cfg: TrainConfig, net: nn.Module, heldout: dict[str, Any]) -> dict:
+    """The model card of the run trained with `config` (`cfg`: its stage-III config) and exported as `net`."""
     stages = {s: stage_summary(run, s) for s in STAGE_NAMES}
     s1 = yaml.safe_load((run / "stage1" / "stage1.card.yaml").read_text())
     return {
@@ -201,7 +202,7 @@ def build_card(run: Path, config: Path, net: nn.Module, heldout: dict[str, Any],
             "folder": str(cfg.data.folder),
             "train_images": s1["data"]["images"],
             "skipped": s1["data"]["skipped"],
-            "heldout": names["heldout"],
+            "heldout": list(cfg.data.exclude),
             "hflip": cfg.data.hflip,
             "licence": "the faces are FFHQ / CelebA-HQ images (non-commercial licences; see the folder's "
             "SOURCES.md), so this checkpoint is for non-commercial demo use",
@@ -232,7 +233,7 @@ def export(run: Path, config: Path, out: Path) -> dict[str, Any]:
     heldout["stage1_reconstruction_of_hq"] = reconstruction_numbers(
         load_checkpoint(run / "stage1" / "stage1.safetensors"), paths
     )
-    card = build_card(run, config, net, heldout, {"heldout": list(cfg.data.exclude)})
+    card = build_card(run, config, cfg, net, heldout)
     meta = {CARD_KEY: json.dumps(card), "cfbench.params": "params_ema", "cfbench.stage": "stage3"}
     save_checkpoint(copy.deepcopy(net).half(), out, extra=meta)
     card["file_mb"] = round(out.stat().st_size / 1e6, 2)

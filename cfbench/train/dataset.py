@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cfbench.errors import BadInputError
-from cfbench.imageio import IMAGE_EXTENSIONS
+from cfbench.imageio import IMAGE_EXTENSIONS, to_uint8
 
 STAGE_INDEX = {"stage1": 1, "stage2": 2, "stage3": 3}
 
@@ -53,7 +53,6 @@ class Degrader:
     def __init__(self, preset: str) -> None:
         import degradations
 
-        self.preset = preset
         self._pipeline = degradations.load_preset(preset)
         self.name = f"degradations:{preset}"
 
@@ -138,9 +137,8 @@ def _load_dataset(spec: str, size: int, exclude: Sequence[str]) -> tuple[FaceSet
         except BadInputError as exc:
             _skip(skipped, face_id, spec, str(exc))
             continue
-        img = gt.permute(1, 2, 0).mul(255).round().clamp(0, 255).byte().numpy()
         names.append(face_id)
-        images.append(_fit(img, size))
+        images.append(_fit(to_uint8(gt), size))
     return _faceset(names, images, skipped, spec)
 
 
