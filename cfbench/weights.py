@@ -394,38 +394,57 @@ def import_file(name: str, source: str | os.PathLike) -> Path:
     return dest
 
 
-def _download(url: str, dest: Path, progress: Callable[[int, int | None], None] | None, timeout: float) -> str:
-    """Stream `url` into `dest`; returns the sha256 of what was written."""
-    h = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        done = 0
-        while block := resp.read(1 << 20):
-            out.write(block)
-            h.update(block)
-            done += len(block)
-            if progress:
-                progress(done, total)
-    return h.hexdigest()
+def partial_path(name: str) -> Path:
+    """Where an interrupted download of `name` is kept until `fetch` resumes it."""
+    dest = weights_path(name)
+    return dest.with_name(dest.name + ".part")
+
+
+def _download(url: str, part: Path, progress: Callable[[int, int | None], None] | None, timeout: float) -> None:
+    """Stream `url` into `part`, continuing after the bytes already there when the server honours a Range request
+    (HTTP 206); otherwise from the start."""
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        if getattr(resp, "status", None) != 206:
+            have = 0
+        length = int(resp.headers.get("Content-Length") or 0)
+        total = have + length if length else None
+        done = have
+        with open(part, "ab" if have else "wb") as out:
+            while block := resp.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
 
 
 def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 60.0) -> Path:
     """Download `name` (trying each URL), check its hash and move it into the cache; no-op if already present.
-    The download goes straight into a temp file beside the destination, renamed only once its hash is right."""
+    The download goes into `partial_path(name)`, which an interrupted fetch leaves for the next one to resume;
+    it is renamed to the destination only once its hash is right (a wrong file is deleted)."""
     entry = WEIGHTS.get(name)
     dest = weights_path(name)
     if entry.bundled or locate(name) is not None:
         return require(name)
     if not entry.urls:
         raise MissingWeightsError(_missing_message(entry, dest) + "; it has no direct download URL")
+    part = partial_path(name)
     errors = []
     for url in entry.urls:
         try:
-            with atomic_path(dest) as tmp:
-                digest = _download(url, tmp, progress, timeout)
-                _check_install(name, url, digest)  # a wrong file never replaces the destination
-            _record_hash(entry, dest, digest)
-            return dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _download(url, part, progress, timeout)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            continue
+        digest = sha256_file(part)
+        try:
+            _check_install(name, url, digest)
+        except HashMismatchError:
+            part.unlink()
+            raise
+        os.replace(part, dest)
+        _record_hash(entry, dest, digest)
+        return dest
     raise MissingWeightsError(f"could not download '{name}' ({'; '.join(errors)}); " + _missing_message(entry, dest))

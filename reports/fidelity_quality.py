@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.eval import tables as fq_tables
-from reports.load import Run, order_severities
+from reports.load import Run, order_severities, run_protocol_line
 from reports.section import Figure, Section, Table
 from reports.style import (
     LABEL_OFFSETS,
@@ -110,6 +110,7 @@ def group_table(run: Run, n_boot: int = 1000, seed: int = 0) -> fq_tables.Fideli
     order = {s: i for i, s in enumerate(order_severities(frame["severity"]))}
     frame = frame.assign(_o=frame["severity"].map(order)).sort_values(["checkpoint", "_o", "w"], kind="mergesort")
     table.frame = frame.drop(columns="_o").reset_index(drop=True)
+    table.caption = run_protocol_line(run)
     return table
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbench.atomic import atomic_write_bytes
-from reports.load import Run
+from reports.load import Run, run_protocol_line
 from reports.section import Section
 from reports.tabular import ReportTable
 
@@ -68,6 +68,7 @@ def manifest_html(runs: Sequence[Run]) -> str:
         m, prov = run.manifest, run.manifest.get("provenance") or {}
         rows = [
             ("run dir", str(run.run_dir)),
+            ("protocol", run_protocol_line(run) or "not recorded"),
             ("status", f"{m.get('status')} (started {m.get('started')}, finished {m.get('finished')})"),
             ("cfbench", f"{prov.get('cfbench')} (git {prov.get('git_revision')})"),
             ("python / torch / numpy", f"{prov.get('python')} / {prov.get('torch')} / {prov.get('numpy')}"),

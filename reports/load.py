@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.errors import BadInputError
+from cfbench.eval.protocols import protocol_line
 from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, RUN_KIND
 
 REQUIRED_COLUMNS = ("checkpoint", "severity", "w", "image_id")
@@ -219,3 +220,10 @@ def combine(runs: list[Run]) -> Run:
         absent,
         sources,
     )
+
+
+def run_protocol_line(run: Run) -> str:
+    """What the run measured, as its manifest records it ('protocol celeba-test (v ...), overrides: ...'); empty
+    for run dirs made before protocols were recorded."""
+    record = (run.manifest.get("provenance") or {}).get("protocol")
+    return protocol_line(record) if record else ""

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from cfbench import __version__
-from cfbench.cli import bench, datasets, degrade, eval, metrics, regress, report, restore, train, weights
+from cfbench.cli import bench, datasets, degrade, eval, metrics, protocols, regress, report, restore, train, weights
 from cfbench.errors import EXIT_BAD_INPUT, CfbenchError
 
 app = typer.Typer(
@@ -40,7 +40,7 @@ def _root(
     """Evaluate and benchmark blind face restoration (CodeFormer and friends)."""
 
 
-for _module in (eval, metrics, report, regress, restore, train, datasets, degrade, weights, bench):
+for _module in (eval, metrics, report, regress, restore, train, datasets, protocols, degrade, weights, bench):
     _module.register(app)
 
 

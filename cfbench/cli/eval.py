@@ -11,13 +11,20 @@ from rich.markup import escape
 
 from cfbench.cli.common import console, progress
 from cfbench.eval.config import load_sweep_config
+from cfbench.eval.protocols import protocol_line
 from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.tables import rich_table
 
 
 def eval_command(
     dataset: str | None = typer.Option(
-        None, help="Dataset (`cfbench datasets list`). Default: demo.", show_default=False
+        None,
+        help="Dataset (`cfbench datasets list`); a set with a protocol starts from it (`cfbench protocols list`). "
+        "Default: the demo.",
+        show_default=False,
+    ),
+    protocol: str | None = typer.Option(
+        None, help="Start from this protocol's settings (default: the dataset's own protocol, if it has one)."
     ),
     w: str | None = typer.Option(None, "--w", "-w", help="Fidelity weights: 0:1:0.1 (stop included) or 0,0.5,1."),
     severity: str | None = typer.Option(
@@ -26,7 +33,15 @@ def eval_command(
     checkpoint: list[str] | None = typer.Option(
         None, "--checkpoint", "-c", help="Weights name or file; repeat to compare checkpoints. Default: auto."
     ),
-    metrics: str | None = typer.Option(None, help="Comma-separated metrics. Default: psnr,ssim,lpips[vgg],niqe,fid."),
+    metrics: str | None = typer.Option(
+        None, help="Comma-separated metrics; each must be able to run (or --skip-missing). Default: the protocol's."
+    ),
+    skip_missing: bool | None = typer.Option(
+        None, "--skip-missing", help="Run without requested metrics whose weights or packages are missing."
+    ),
+    strict: bool | None = typer.Option(
+        None, "--strict", help="Refuse a protocol set whose image count or pairing differs from the published one."
+    ),
     fid_ref: str | None = typer.Option(None, help="FID reference: gt, ffhq512 or a statistics file."),
     run_dir: str | None = typer.Option(None, help="Run directory (resumed if it holds this run). Default: derived."),
     batch_size: int | None = typer.Option(None, min=1, help="Faces per forward pass."),
@@ -39,13 +54,16 @@ def eval_command(
     store_nn_codes: bool | None = typer.Option(
         None, "--store-nn-codes", help="Also store nearest-neighbour code indices (LQ and GT) in codes.npz."
     ),
-    config: str | None = typer.Option(None, help="Sweep YAML file or bundled name (configs/sweeps/)."),
+    config: str | None = typer.Option(None, help="A YAML file of these options (flags given override it)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
     """Restore a dataset at every w and severity, score every metric, store results and print the table."""
     cfg = load_sweep_config(
         config,
         dataset=dataset,
+        protocol=protocol,
+        skip_missing=skip_missing,
+        strict=strict,
         w=w,
         severity=severity,
         checkpoints=tuple(checkpoint) if checkpoint else None,
@@ -66,8 +84,9 @@ def eval_command(
         sweep.run()
         return
     console.print(
-        f"eval: {cfg.dataset} ({len(sweep.indices)} faces) x severity {list(sweep.severities)} x "
-        f"w {list(sweep.ws)} x checkpoint {sweep.checkpoints} on {sweep.device}; run dir {sweep.run_dir}",
+        f"eval: {escape(protocol_line(sweep.protocol_record()))}; {cfg.dataset} ({len(sweep.indices)} faces) x "
+        f"severity {list(sweep.severities)} x w {list(sweep.ws)} x checkpoint {sweep.checkpoints} on {sweep.device}; "
+        f"run dir {sweep.run_dir}",
         soft_wrap=True,
     )
     for name, why in sweep.skipped.items():

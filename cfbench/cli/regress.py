@@ -23,17 +23,21 @@ def _log(text: str) -> None:
 def baseline_command(
     checkpoint: str = typer.Option(..., "--checkpoint", "-c", help="Accepted checkpoint: weights name or file."),
     out: Path = typer.Option(..., "--out", "-o", help="Baseline JSON file to write."),
-    dataset: str | None = typer.Option(None, help="Dataset (`cfbench datasets list`). Default: demo."),
+    dataset: str | None = typer.Option(
+        None, help="Dataset (`cfbench datasets list`); a set with a protocol starts from it. Default: the demo."
+    ),
     w: str | None = typer.Option(None, "--w", "-w", help="Fidelity weights: 0:1:0.25 or 0,0.5,1."),
     severity: str | None = typer.Option(None, help="Severities: levels 0..4 (0,2 or 0:4), fractions, none."),
-    metrics: str | None = typer.Option(None, help="Comma-separated metrics. Default: every metric available."),
+    metrics: str | None = typer.Option(
+        None, help="Comma-separated metrics, all of which must run. Default: the protocol's (demo: every available)."
+    ),
     limit: int | None = typer.Option(None, min=1, help="Only the first N faces of the dataset."),
     seed: int | None = typer.Option(None, help="Seed of the synthesized degradations."),
     data_root: str | None = typer.Option(None, help="Where the dataset's files are (default: $CFBENCH_DATA)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N (regress reuses it by default)."),
     batch_size: int | None = typer.Option(None, min=1, help="Faces per forward pass."),
     run_dir: str | None = typer.Option(None, help="Keep the eval run here (default: a temporary folder)."),
-    config: str | None = typer.Option(None, help="Sweep YAML file or bundled name (configs/sweeps/)."),
+    config: str | None = typer.Option(None, help="A YAML file of sweep options (flags given override it)."),
 ) -> None:
     """Evaluate an accepted checkpoint and write the baseline that `cfbench regress` compares against."""
     cfg = load_sweep_config(

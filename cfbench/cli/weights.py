@@ -1,4 +1,4 @@
-"""`cfbench weights list|fetch|import|verify|path`: the registered weights files and their cache."""
+"""`cfbench weights list|status|fetch|import|verify|path`: the registered weights files and their cache."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cfbench import weights
-from cfbench.cli.common import console
-from cfbench.errors import EXIT_FAILED_CHECK
+from cfbench.cli.common import console, progress
+from cfbench.errors import EXIT_FAILED_CHECK, BadInputError, MissingWeightsError
+from cfbench.eval.config import load_sweep_config
+from cfbench.eval.requirements import how_to_get, needed_weights
 
 app = typer.Typer(help="List, fetch, import and verify registered weights files.", no_args_is_help=True)
 
@@ -48,14 +51,73 @@ def list_command(
     console.print(table)
 
 
+def _for_protocol(protocol: str) -> dict[str, list[str]]:
+    """Registered weights name -> what needs it, for the checkpoint and metrics of `protocol`."""
+    return needed_weights(load_sweep_config(None, protocol=protocol))
+
+
 @app.command("fetch")
-def fetch_command(names: list[str] = typer.Argument(..., help="Registered weights names.")) -> None:
-    """Download weights into the cache (needs internet; offline, use `cfbench weights import`)."""
-    for name in names:
+def fetch_command(
+    names: list[str] = typer.Argument(None, help="Registered weights names."),
+    for_protocol: str | None = typer.Option(None, "--for", help="Every file this protocol needs."),
+) -> None:
+    """Download weights into the cache: hash-checked, atomic, resumed after an interruption (needs internet;
+    offline, use `cfbench weights import`)."""
+    todo = list(names or []) + list(_for_protocol(for_protocol) if for_protocol else [])
+    if not todo:
+        raise BadInputError("name the weights to fetch, or --for PROTOCOL (`cfbench weights list`)")
+    for name in todo:
         weights.WEIGHTS.get(name)
-    for name in names:
-        path = weights.fetch(name)
-        console.print(f"{name}: {path}")
+    failed = []
+    with progress() as bar:
+        for name in dict.fromkeys(todo):
+            task = bar.add_task(name, total=None, rate="")
+            try:
+                path = weights.fetch(name, lambda done, total, t=task: bar.update(t, completed=done, total=total))
+            except MissingWeightsError as exc:
+                failed.append(str(exc))
+                continue
+            bar.update(task, completed=1, total=1)
+            console.print(f"{name}: {path}", soft_wrap=True)
+    if failed:
+        raise MissingWeightsError(f"{len(failed)} file(s) not fetched: " + " | ".join(failed))
+
+
+@app.command("status")
+def status_command(
+    for_protocol: str | None = typer.Option(None, "--for", help="Only the files this protocol needs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """What is present, missing and not pinned (no known sha256), for every file or for a protocol's; exit 1 when a
+    file that the protocol needs is missing."""
+    users = _for_protocol(for_protocol) if for_protocol else {n: [] for n in weights.WEIGHTS.names()}
+    rows = []
+    for name, needed_by in users.items():
+        entry, found = weights.WEIGHTS.get(name), weights.locate(name)
+        pinned = entry.sha256 is not None or entry.sha256_prefix is not None or entry.bundled
+        rows.append(
+            {
+                "name": name,
+                "needed_by": needed_by,
+                "status": "missing" if found is None else ("present" if pinned else "present, not pinned"),
+                "path": str(found or weights.weights_path(name)),
+                "get": None if found else how_to_get(name),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title=f"weights for {for_protocol}" if for_protocol else f"weights in {weights.weights_dir()}")
+        for col in ("name", "needed by", "status", "path"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["name"], escape(", ".join(r["needed_by"])), r["status"], r["path"])
+        console.print(table)
+        for r in rows:
+            if r["get"]:
+                console.print(f"{r['name']}: {escape(r['get'])}", soft_wrap=True)
+    if for_protocol and any(r["status"] == "missing" for r in rows):
+        raise typer.Exit(EXIT_FAILED_CHECK)
 
 
 @app.command("import")

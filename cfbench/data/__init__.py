@@ -2,8 +2,9 @@
 
 Every dataset yields `FaceSample(id, gt, lq, meta)` with float32 RGB (3, 512, 512) tensors in [0, 1]:
 
-- ``celeba-test`` (`cfbench.data.celeba`), ``folder:PATH`` (`cfbench.data.folder`), ``hf:NAME[:split]``
-  (`cfbench.data.hf`), ``demo`` / ``demo-lq`` (`cfbench.data.demo`), built by `get_dataset`;
+- the released test sets ``celeba-test``, ``lfw-test``, ... (`cfbench.data.released`), ``folder:PATH``
+  (`cfbench.data.folder`), ``hf:NAME[:split]`` (`cfbench.data.hf`), ``demo`` / ``demo-lq``
+  (`cfbench.data.demo`), built by `get_dataset`;
 - `DegradedDataset` (`cfbench.data.synth`): LQ synthesized from GT at a severity, reproducibly per image;
 - image loading, the resize policy and its cache: `cfbench.data.faces`; the interface: `cfbench.data.base`.
 """

@@ -139,7 +139,10 @@ class Item:
 
 
 class SourceDataset(FaceDataset):
-    """A dataset made of `Item`s (folders, CelebA-Test, the demo faces, Hugging Face datasets)."""
+    """A dataset made of `Item`s (folders, the released test sets, the demo faces, Hugging Face datasets).
+    `exact_lq_size`: LQ images must already be 512x512 (`load_face(exact=True)`) instead of being resized."""
+
+    exact_lq_size = False
 
     def __init__(
         self,
@@ -184,7 +187,7 @@ class SourceDataset(FaceDataset):
             source = getattr(item, side)
             if source is None:
                 continue
-            images[side], facts = load_face(source)
+            images[side], facts = load_face(source, exact=side == "lq" and self.exact_lq_size)
             meta[f"{side}_source"] = source.label
             meta[f"{side}_resized"] = facts["resized"]
         return FaceSample(item.id, images["gt"], images["lq"], meta)

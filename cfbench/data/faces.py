@@ -107,14 +107,24 @@ def resize_face(img: torch.Tensor, size: int = FACE_SIZE) -> torch.Tensor:
     return _from_uint8(np.ascontiguousarray(out))
 
 
-def load_face(source: ImageSource, size: int = FACE_SIZE) -> tuple[torch.Tensor, dict[str, Any]]:
+def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
     """The face of `source` as (3, size, size) float32 RGB in [0, 1], and facts for the sample meta.
 
-    Decoding errors propagate as `BadInputError` naming the file. See the module docstring for the policy.
+    Decoding errors propagate as `BadInputError` naming the file. See the module docstring for the policy;
+    `exact=True` refuses an image of another size instead of resizing it (the released LQ of a test set).
     """
     data = source.read_bytes()
     digest = sha256_bytes(data)
     cached = resize_cache_path(digest)
+    if exact:
+        img = source.decode(data)
+        if tuple(img.shape[-2:]) != (size, size):
+            h, w = img.shape[-2:]
+            raise BadInputError(
+                f"{source.label} is {w}x{h}, but this set's LQ faces are {size}x{size} as released; replace it with "
+                "the released file (a resized LQ image would change what is measured)"
+            )
+        return img, {"resized": False}
     if cached.is_file():
         try:
             img = read_image(cached)

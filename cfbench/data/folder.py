@@ -9,6 +9,7 @@ error, so that images in an unsupported format are reported rather than silently
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,24 +45,34 @@ def _few(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + more
 
 
-def pair_folders(gt_dir: Path | None, lq_dir: Path | None) -> list[Item]:
-    """Items from a GT folder, an LQ folder or both (then matched by stem; any unmatched file is an error)."""
+@dataclass(frozen=True)
+class Unmatched:
+    """File names found on one side only of a GT/LQ pair of folders."""
+
+    only_gt: list[str]
+    only_lq: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.only_gt or self.only_lq)
+
+    def describe(self, gt_dir: object, lq_dir: object) -> str:
+        """'N only in <gt_dir>: names; M only in <lq_dir>: names' (the first few names of each side)."""
+        parts = [f"{len(self.only_gt)} only in {gt_dir}: {_few(self.only_gt)}"] if self.only_gt else []
+        parts += [f"{len(self.only_lq)} only in {lq_dir}: {_few(self.only_lq)}"] if self.only_lq else []
+        return "; ".join(parts)
+
+
+def match_folders(gt_dir: Path | None, lq_dir: Path | None) -> tuple[list[Item], Unmatched]:
+    """Items of the stems found on every given side (GT folder, LQ folder or both), and the unmatched file names."""
     gt = list_face_files(gt_dir) if gt_dir is not None else None
     lq = list_face_files(lq_dir) if lq_dir is not None else None
-    if gt is not None and lq is not None:
-        only_gt = sorted(set(gt) - set(lq))
-        only_lq = sorted(set(lq) - set(gt))
-        if only_gt or only_lq:
-            parts = []
-            if only_gt:
-                parts.append(f"only in {gt_dir}: {_few([gt[s].name for s in only_gt])}")
-            if only_lq:
-                parts.append(f"only in {lq_dir}: {_few([lq[s].name for s in only_lq])}")
-            raise BadInputError(
-                f"GT and LQ files do not match by name ({'; '.join(parts)}); every face needs a GT and an LQ file "
-                f"with the same stem"
-            )
+    unmatched = Unmatched([], [])
     stems = list(gt if gt is not None else lq or {})
+    if gt is not None and lq is not None:
+        unmatched = Unmatched(
+            sorted(gt[s].name for s in set(gt) - set(lq)), sorted(lq[s].name for s in set(lq) - set(gt))
+        )
+        stems = [s for s in gt if s in lq]
     records = _degrade_records(lq_dir) if lq_dir is not None else {}
     items = []
     for stem in stems:
@@ -75,6 +86,17 @@ def pair_folders(gt_dir: Path | None, lq_dir: Path | None) -> list[Item]:
                 FileSource(lq[stem]) if lq is not None else None,
                 meta,
             )
+        )
+    return items, unmatched
+
+
+def pair_folders(gt_dir: Path | None, lq_dir: Path | None) -> list[Item]:
+    """Items from a GT folder, an LQ folder or both (then matched by stem; any unmatched file is an error)."""
+    items, unmatched = match_folders(gt_dir, lq_dir)
+    if unmatched:
+        raise BadInputError(
+            f"GT and LQ files do not match by name ({unmatched.describe(gt_dir, lq_dir)}); every face needs a GT "
+            "and an LQ file with the same stem"
         )
     return items
 

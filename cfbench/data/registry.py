@@ -1,5 +1,6 @@
-"""The dataset registry: named datasets (``celeba-test``, ``demo``, ``demo-lq``) and the parametric forms
-``folder:PATH`` and ``hf:NAME[:split]``.
+"""The dataset registry: named datasets (the released test sets ``celeba-test``, ``lfw-test``, ``webphoto-test``,
+``wider-test``, ``celebchild-test``; ``demo``, ``demo-lq``) and the parametric forms ``folder:PATH`` and
+``hf:NAME[:split]``. It alone says where a set's files go; protocols (`cfbench.eval.protocols`) name sets from it.
 
 ``get_dataset(spec, data_root=None)`` builds one; ``open_dataset`` also applies a severity (`cfbench.data.synth`);
 ``list_datasets`` says, for ``cfbench datasets list``, what each is, where it looks and whether it is available.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cfbench.data import celeba, demo
+from cfbench.data import demo, released
 from cfbench.data.base import FaceDataset
 from cfbench.data.folder import folder_dataset
 from cfbench.errors import BadInputError
@@ -54,15 +55,19 @@ def _build_folder(arg: str | None, data_root: str | Path | None) -> FaceDataset:
     return folder_dataset(arg)
 
 
+def _released_entry(entry: released.ReleasedSet) -> DatasetEntry:
+    return DatasetEntry(
+        entry.name,
+        entry.name,
+        entry.description,
+        entry.licence,
+        lambda arg, data_root: released.released_dataset(entry, data_root),
+        lambda data_root: str(released.default_root(entry, data_root)),
+    )
+
+
 for _entry in (
-    DatasetEntry(
-        "celeba-test",
-        "celeba-test",
-        "CelebA-Test: 3000 synthetic GT/LQ pairs (the GFPGAN release); LQ can also be synthesized with --severity",
-        celeba.LICENCE,
-        lambda arg, data_root: celeba.celeba_test(data_root),
-        lambda data_root: str(celeba.default_root(data_root)),
-    ),
+    *map(_released_entry, released.RELEASED_SETS),
     DatasetEntry(
         "demo",
         "demo",
@@ -113,7 +118,7 @@ def _unknown(spec: str) -> BadInputError:
 def get_dataset(spec: str, data_root: str | Path | None = None) -> FaceDataset:
     """The dataset named by ``spec`` (``celeba-test``, ``demo``, ``demo-lq``, ``folder:PATH``, ``hf:NAME[:split]``).
 
-    ``data_root`` is where ``celeba-test`` is looked for (default ``$CFBENCH_DATA/celeba-test``).
+    ``data_root`` is where a released set is looked for (default ``$CFBENCH_DATA/<name>``).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise BadInputError("no dataset given; use one of: " + ", ".join(e.usage for _, e in DATASETS.items()))
@@ -167,6 +172,7 @@ def list_datasets(data_root: str | Path | None = None) -> list[dict[str, Any]]:
             else:
                 row.update(available=True, images=len(ds), has_gt=ds.has_gt, has_lq=ds.has_lq)
         rows.append(row)
-    order = {"demo": 0, "demo-lq": 1, "celeba-test": 2, "folder": 3, "hf": 4}
-    rows.sort(key=lambda r: order.get(r["name"].split(":")[0], 9))
+    first = {"demo": 0, "demo-lq": 1}
+    last = {"folder": 1, "hf": 2}
+    rows.sort(key=lambda r: (last.get(r["name"].split(":")[0], 0), first.get(r["name"], 9)))
     return rows

@@ -1,4 +1,9 @@
-"""The resolved configuration of a sweep: every `cfbench eval` flag, with its YAML equivalent in configs/sweeps/."""
+"""The resolved configuration of a sweep: every `cfbench eval` flag, with its YAML equivalent.
+
+Where the settings come from, lowest first: the protocol of the named dataset (`configs/protocols/`, see
+`cfbench.eval.protocols`; with no dataset at all, the `demo` protocol) or, for datasets without one (``folder:``,
+``hf:``), the neutral defaults of `SweepConfig`; then a ``--config`` YAML file; then the flags.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,29 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cfbench.errors import BadInputError
+from cfbench.eval.protocols import DEMO_PROTOCOL, Protocol, get_protocol, protocol_for_dataset
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """What to evaluate. `w` and `severity` are spec strings (see cfbench.eval.spec); `metrics` None = every
-    registered metric that fits the dataset and whose weights are present."""
+    registered metric that fits the dataset and whose weights are present (named metrics must all run, unless
+    `skip_missing`). The defaults are the neutral ones of a dataset without a protocol: all faces, the official
+    checkpoint, every available metric, and (`load_sweep_config`) severity `none`, the dataset's own LQ, when it
+    has LQ images."""
 
     dataset: str = "demo"
     data_root: str | None = None
+    protocol: str | None = None  # the protocol the settings started from (recorded; no effect of its own)
     w: str = "0:1:0.25"
     severity: str = "0,2"
-    checkpoints: tuple[str, ...] = ("auto",)
+    checkpoints: tuple[str, ...] = ("codeformer",)
     metrics: str | None = None
     fid_ref: str = "gt"
     fid_resize: str | None = None
@@ -42,6 +51,8 @@ class SweepConfig:
     # also store the nearest-neighbour code of every encoder feature, for the LQ face and for its GT face, beside
     # the transformer's codes in codes.npz (the paper's motivation check; costs one more encode of each GT face)
     store_nn_codes: bool = False
+    skip_missing: bool = False  # run without requested metrics that cannot run (recorded as skipped)
+    strict: bool = False  # a protocol set of another size than published, or with unpaired files, is an error
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -61,47 +72,70 @@ class SweepConfig:
 
 # Keys that do not change the numbers (batch size only changes float rounding, at the 1e-6 level), so a run dir
 # made with other values may be resumed.
-NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images"})
-OPT_IN_KEYS = ("store_nn_codes",)
+NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict"})
+OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict")
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
-_TEXT_KEYS = ("w", "severity", "metrics", "dataset", "data_root", "fid_ref", "fid_resize", "run_dir")
+_TEXT_KEYS = ("w", "severity", "metrics", "dataset", "data_root", "fid_ref", "fid_resize", "run_dir", "protocol")
 
 
-def sweep_config_path(name_or_path: str | os.PathLike) -> Path:
-    """A YAML file path, or the name of a bundled sweep config (configs/sweeps/<name>.yaml)."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise BadInputError(f"sweep config not found: {path}")
-        return path
-    bundled = Path(str(resources.files("cfbench").joinpath("configs", "sweeps", f"{name_or_path}.yaml")))
-    if not bundled.is_file():
-        names = sorted(p.stem for p in bundled.parent.glob("*.yaml"))
-        raise BadInputError(f"unknown sweep config {str(name_or_path)!r}; give a .yaml file or one of {names}")
-    return bundled
-
-
-def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any) -> SweepConfig:
-    """The bundled `default` config (or `source`: a name or a YAML file), with the non-None `overrides` (the CLI
-    flags) on top."""
-    path = sweep_config_path(source or "default")
-    data = yaml.safe_load(path.read_text()) or {}
+def read_sweep_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The options of a sweep YAML file (SweepConfig keys), checked for unknown keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(
+            f"sweep config not found: {path}; give a YAML file of sweep options (a protocol is chosen with "
+            "--protocol NAME or --dataset NAME, see `cfbench protocols list`)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise BadInputError(f"{path} must be a YAML mapping of sweep options")
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise BadInputError(f"{path}: unknown key(s) {unknown}; valid keys: {', '.join(_FIELDS)}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    return data
+
+
+def starting_protocol(options: dict[str, Any]) -> Protocol | None:
+    """The protocol a sweep starts from: the one named by `protocol`, else the named dataset's, else (no dataset
+    at all) the demo's; None for a dataset without a protocol (folder:, hf:, demo-lq)."""
+    if options.get("protocol"):
+        return get_protocol(str(options["protocol"]))
+    if options.get("dataset") is None:
+        return get_protocol(DEMO_PROTOCOL)
+    return protocol_for_dataset(str(options["dataset"]))
+
+
+def _neutral_severity(dataset: str, data_root: str | None) -> str:
+    from cfbench.data import get_dataset
+
+    return "none" if get_dataset(dataset, data_root).has_lq else SweepConfig.severity
+
+
+def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any) -> SweepConfig:
+    """The settings of a sweep: its starting protocol's (or the neutral defaults), then the YAML file `source`,
+    then the non-None `overrides` (the CLI flags); see the module docstring."""
+    given = read_sweep_yaml(source) if source else {}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    protocol = starting_protocol(given)
+    data = {**(protocol.settings if protocol else {}), **given}
+    if protocol is not None:
+        data["protocol"] = protocol.name
+    elif "severity" not in data:
+        data["severity"] = _neutral_severity(str(data.get("dataset", SweepConfig.dataset)), data.get("data_root"))
+    where = source or "options"
     for key in _TEXT_KEYS:  # YAML reads `severity: 2` or `w: 0.5` as numbers
         if data.get(key) is not None and not isinstance(data[key], bool):
             data[key] = str(data[key])
-    checkpoints = data.get("checkpoints") or ["auto"]
+    checkpoints = data.get("checkpoints") or list(SweepConfig.checkpoints)
     data["checkpoints"] = tuple([checkpoints] if isinstance(checkpoints, str) else map(str, checkpoints))
     for key in ("crop_border", "limit", "seed", "batch_size", "part_size"):
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise BadInputError(f"{path}: {key} must be a non-negative integer, got {value!r}")
+            raise BadInputError(f"{where}: {key} must be a non-negative integer, got {value!r}")
     for key in ("batch_size", "part_size"):
         if data.get(key) == 0:
-            raise BadInputError(f"{path}: {key} must be at least 1")
+            raise BadInputError(f"{where}: {key} must be at least 1")
     return SweepConfig(**data)

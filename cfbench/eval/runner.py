@@ -32,29 +32,20 @@ from cfbench.devices import pick_device
 from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
+from cfbench.eval.protocols import Protocol, dataset_problems, get_protocol, overrides, protocol_line
+from cfbench.eval.requirements import check_requirements, checkpoint_names
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
 from cfbench.face import as_uint8_rgb, get_backend
 from cfbench.face.pose import head_pose
 from cfbench.imageio import write_image
-from cfbench.metrics import (
-    METRICS,
-    DistributionMetric,
-    FeatureCache,
-    MetricSpec,
-    PerImageMetric,
-    build_metrics,
-    parse_metric_list,
-)
+from cfbench.metrics import DistributionMetric, FeatureCache, MetricSpec, PerImageMetric
 from cfbench.metrics.folders import BuiltMetric, cached_gt_statistics, store_gt_statistics
 from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
 from cfbench.metrics.identity import dlib_gt_face
 from cfbench.models.codeformer import CodeFormer
-from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, load_restorer, resolve_checkpoint
-
-# The metrics of a default run: the first variant of every family (the others are asked for by name).
-DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
+from cfbench.restoration import load_restorer, resolve_checkpoint
 
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
 
@@ -81,11 +72,6 @@ def default_run_dir(config: SweepConfig) -> Path:
     """`cfbench-runs/<dataset>-<hash of the result-changing options>`: the same command resumes the same run."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset).strip("_")[:40]
     return Path("cfbench-runs") / f"{slug}-{config.result_hash()}"
-
-
-def metric_options(config: SweepConfig) -> dict[str, Any]:
-    """The metric options a sweep config sets (each metric takes the ones it declares)."""
-    return {"ref": config.fid_ref, "resize": config.fid_resize, "crop_border": config.crop_border or None}
 
 
 def _pose_backend() -> tuple[Any, str]:
@@ -143,28 +129,42 @@ class FidelityWeightSweep:
         if n == 0:
             raise BadInputError(f"dataset {config.dataset!r} has no images (or --limit 0)")
         self.indices = list(range(n))
-        self.checkpoints = [default_checkpoint() if c == DEFAULT_CHECKPOINT else c for c in config.checkpoints]
+        self.protocol: Protocol | None = get_protocol(config.protocol) if config.protocol else None
+        self.dataset_problems = self._check_dataset()
+        self.checkpoints = checkpoint_names(config.checkpoints)
         self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
         self.has_gt = self.dataset.has_gt
         if "none" in self.severities and not self.dataset.has_lq:
             raise BadInputError(f"severity 'none' uses the dataset's own LQ images, but {config.dataset!r} has none")
         if not self.has_gt and any(s != "none" for s in self.severities):
             raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
-        self.metrics, self.skipped = self._build_metrics()
+        preflight = check_requirements(config, self.has_gt, self.device)
+        self.metrics, self.skipped, self.metrics_named = preflight.metrics, preflight.skipped, preflight.named
         self.pose_backend, self.pose_note = _pose_backend()
         self._poses: dict[str, tuple[float, float, float]] = {}
 
-    def _build_metrics(self) -> tuple[list[BuiltMetric], dict[str, str]]:
-        cfg = self.config
-        specs = parse_metric_list(cfg.metrics) if cfg.metrics else [METRICS.get(n) for n in DEFAULT_METRICS]
-        skipped: dict[str, str] = {}
-        if not self.has_gt:
-            for s in specs:
-                if s.needs_gt or (s.family == "fid" and cfg.fid_ref == "gt"):
-                    skipped[s.name] = f"dataset {cfg.dataset!r} has no GT faces"
-            specs = [s for s in specs if s.name not in skipped]
-        built, missing = build_metrics(specs, self.device, metric_options(cfg))
-        return built, {**skipped, **missing}
+    def _check_dataset(self) -> list[str]:
+        """How the dataset differs from its protocol's published set (warned; an error with `strict`), after
+        refusing released LQ files of the wrong size."""
+        check_sizes = getattr(self.dataset, "check_lq_sizes", None)
+        if check_sizes is not None and "none" in self.severities:
+            check_sizes()
+        problems = dataset_problems(self.protocol, self.dataset) if self.protocol else []
+        if problems and self.config.strict:
+            raise BadInputError(f"{'; '.join(problems)} (--strict; leave it out to run on these faces anyway)")
+        for text in problems:
+            self.log(f"warning: {text}")
+        return problems
+
+    def protocol_record(self) -> dict[str, Any]:
+        """The protocol the run followed (name, version, title, citation) and the settings that differ from it;
+        for a dataset without a protocol, the settings that differ from the neutral defaults."""
+        defaults = SweepConfig().to_dict()
+        changed = overrides(self.protocol, self.config.to_dict(), defaults)
+        if self.protocol is None:
+            return {"name": None, "overrides": changed}
+        p = self.protocol
+        return {"name": p.name, "version": p.version, "title": p.title, "citation": p.citation, "overrides": changed}
 
     @property
     def directions(self) -> dict[str, bool]:
@@ -188,9 +188,17 @@ class FidelityWeightSweep:
             "numpy": np.__version__,
             "device": self.device,
             "device_name": torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else "cpu",
-            "dataset": {**self.dataset.describe(), "content_hash": self.dataset.content_hash(), "n": len(self.indices)},
+            "protocol": self.protocol_record(),
+            "dataset": {
+                **self.dataset.describe(),
+                "content_hash": self.dataset.content_hash(),
+                "n": len(self.indices),
+                "expected_images": self.protocol.expected_images if self.protocol else None,
+                "problems": self.dataset_problems,
+            },
             "checkpoints": ckpts,
             "metrics": {m.column: metric_entry(m) for m in self.metrics},
+            "metrics_requested": self.config.metrics,
             "skipped_metrics": self.skipped,
             "gt_pose": self.pose_note,
             "ws": list(self.ws),
@@ -237,6 +245,8 @@ class FidelityWeightSweep:
         extra = {"directions": self.directions, "skipped_metrics": self.skipped}
         store.finalize(distribution, columns, manifest_extra=extra)
         table = build_table(self.run_dir / "results.parquet", self.run_dir / "groups.parquet", self.directions)
+        table.skipped += [name for name in self.skipped if name not in table.skipped]
+        table.caption = protocol_line(self.protocol_record())
         write_tables(table, self.run_dir)
         rate = restored * len(self.ws) / seconds if seconds else 0.0
         return SweepResult(self.run_dir, table, self.skipped, rate, restored)

@@ -57,6 +57,7 @@ class FidelityTable:
     seed: int
     confidence: float
     skipped: list[str] = field(default_factory=list)  # metrics in the directions that the run did not measure
+    caption: str = ""  # what was measured: the protocol line of the run (`cfbench.eval.protocols.protocol_line`)
 
     def blocks(self) -> list[tuple[tuple[str, str], pd.DataFrame]]:
         """The rows per (checkpoint, severity), in table order."""
@@ -65,7 +66,8 @@ class FidelityTable:
     def note(self) -> str:
         pct = f"{self.confidence * 100:g}%"
         return (
-            f"Mean over images [{pct} percentile bootstrap interval, {self.n_boot} resamples, seed {self.seed}]; "
+            (f"{self.caption}. " if self.caption else "")
+            + f"Mean over images [{pct} percentile bootstrap interval, {self.n_boot} resamples, seed {self.seed}]; "
             "best w per checkpoint, severity and metric in bold; ↑ higher is better, ↓ lower is better."
         )
 

@@ -52,6 +52,13 @@ class MetricSpec:
     value_range: tuple[float, float] = (-math.inf, math.inf)
     unit: str = ""
     input: str = "float32 RGB NCHW in [0, 1]"
+    # weights that depend on the options (fid with ref=ffhq512 needs the statistics file too)
+    option_weights: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+
+    def required_weights(self, options: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Every registered weights file this metric needs when built with `options`."""
+        extra = self.option_weights({**self.options, **(options or {})}) if self.option_weights else ()
+        return tuple(dict.fromkeys((*self.weights, *extra)))
 
     @property
     def needs_gt(self) -> bool:

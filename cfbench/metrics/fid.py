@@ -463,25 +463,46 @@ class FID(DistributionMetric):
         return frechet_distance(pred.mean, pred.cov, ref_mean, ref_cov)
 
 
-SPEC = register(
-    MetricSpec(
-        name="fid",
+def _reference_weights(options: dict[str, Any]) -> tuple[str, ...]:
+    named = NAMED_STATISTICS.get(str(options.get("ref")))
+    return (named.weights,) if named else ()
+
+
+_REFERENCE_TEXT = (
+    "pytorch-fid 0.3.0 InceptionV3 pool3 + Frechet distance (legacy_pytorch mode); clean-fid 0.1.35 'clean' resize"
+)
+
+
+def _spec(ref: str | None) -> MetricSpec:
+    """`fid` (reference from the `ref` option, `--fid-ref`), or `fid[<ref>]` with the reference fixed, as the
+    protocols name them (`fid[ffhq512]`, `fid[gt]`)."""
+    if ref is None:
+        name, options = "fid", {"ref": "gt", "resize": AUTO}
+        what = (
+            "Frechet Inception Distance of the restored set to a reference (ref=gt: the GT images; ffhq512: "
+            "BasicSR's FFHQ-512 statistics; or a .npz/.pth statistics file); reported as fid[<ref>]"
+        )
+    else:
+        name, options = f"fid[{ref}]", {"resize": AUTO}
+        what = f"FID against {'the GT images' if ref == 'gt' else NAMED_STATISTICS[ref].description}"
+    return MetricSpec(
+        name=name,
         family="fid",
         backend="inception",
         kind=MetricKind.DISTRIBUTION,
         higher_is_better=False,
-        reference=(
-            "pytorch-fid 0.3.0 InceptionV3 pool3 + Frechet distance (legacy_pytorch mode); "
-            "clean-fid 0.1.35 'clean' resize"
-        ),
-        build=lambda device, **opts: FID(device, **opts),
-        description=(
-            "Frechet Inception Distance of the restored set to a reference (ref=gt: the GT images; ffhq512: "
-            "BasicSR's FFHQ-512 statistics; or a .npz/.pth statistics file); reported as fid[<ref>]"
-        ),
-        weights=("pt_inception",),
-        options={"ref": "gt", "resize": AUTO},
+        reference=_REFERENCE_TEXT,
+        build=(lambda device, **opts: FID(device, **opts))
+        if ref is None
+        else (lambda device, **o: FID(device, ref, **o)),
+        description=what,
+        weights=("pt_inception", *_reference_weights({"ref": ref})),
+        options=options,
         value_range=(0.0, math.inf),
+        option_weights=_reference_weights if ref is None else None,
     )
-)
+
+
+SPEC = register(_spec(None))
+REFERENCE_SPECS = {ref: register(_spec(ref)) for ref in ("gt", *NAMED_STATISTICS)}
 FID.spec = SPEC

@@ -58,6 +58,7 @@ def make_baseline(
 ) -> Baseline:
     """Evaluate the one checkpoint of `config` and summarize it as a baseline."""
     _single_checkpoint(config)
+    config = dataclasses.replace(config, skip_missing=False)  # a baseline never leaves a requested metric out
     with _run_dir(config) as cfg:
         sweep = FidelityWeightSweep(cfg, log=log)
         if not sweep.metrics:
@@ -94,6 +95,7 @@ def regress_config(baseline: Baseline, checkpoint: str, **machine: Any) -> Sweep
     data["checkpoints"] = (str(checkpoint),)
     data["run_dir"] = machine.get("run_dir")
     data["save_images"] = False
+    data["skip_missing"] = False  # the gate measures every metric of the baseline or fails
     return SweepConfig(**data)
 
 

@@ -1,0 +1,142 @@
+"""What a sweep needs before it may start: the weights of its checkpoints and metrics, and the metrics' packages.
+
+A metric that was asked for (by `--metrics`, a protocol or a baseline) and cannot run stops the sweep before any
+work with one `MissingRequirementsError` that lists every missing file and how to get it; with `skip_missing` (or
+when the metrics were not named: the demo's "every available metric") it is left out and recorded as skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cfbench import weights
+from cfbench.errors import BadInputError
+from cfbench.eval.config import SweepConfig
+from cfbench.metrics import METRICS, MetricSpec, build_metrics, parse_metric_list
+from cfbench.metrics.folders import BuiltMetric
+from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint
+
+# The metrics of a sweep that names none: the first variant of every family (the others are asked for by name).
+DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
+
+
+class MissingRequirementsError(BadInputError):
+    """Requested checkpoints or metrics cannot run here; the message lists every missing file and its fix."""
+
+
+def metric_options(config: SweepConfig) -> dict[str, Any]:
+    """The metric options a sweep config sets (each metric takes the ones it declares)."""
+    return {"ref": config.fid_ref, "resize": config.fid_resize, "crop_border": config.crop_border or None}
+
+
+def requested_metrics(config: SweepConfig) -> tuple[list[MetricSpec], bool]:
+    """(specs, named): the metrics the config names, or the default set with named=False."""
+    if config.metrics is not None:
+        specs = parse_metric_list(config.metrics)
+        if not specs:
+            raise BadInputError("--metrics names no metric; give names from `cfbench metrics list`, or leave it out")
+        return specs, True
+    return [METRICS.get(n) for n in DEFAULT_METRICS], False
+
+
+def needs_gt(spec: MetricSpec, options: dict[str, Any]) -> bool:
+    """Whether the metric compares with GT images: full-reference metrics, and FID against the GT set (`fid[gt]`,
+    or `fid` with the `ref` option gt)."""
+    if spec.family != "fid":
+        return spec.needs_gt
+    if "ref" in spec.options:
+        return (options.get("ref") or spec.options["ref"]) == "gt"
+    return spec.name == "fid[gt]"
+
+
+def checkpoint_names(checkpoints: Sequence[str]) -> list[str]:
+    """The checkpoints of a sweep with 'auto' resolved (a registered name or a file path)."""
+    return [default_checkpoint() if c == DEFAULT_CHECKPOINT else c for c in checkpoints]
+
+
+def needed_weights(config: SweepConfig) -> dict[str, list[str]]:
+    """Registered weights name -> what needs it ('checkpoint' or metric names), for the config's checkpoints and
+    named metrics (`cfbench weights status/fetch --for`)."""
+    out: dict[str, list[str]] = {}
+    for c in checkpoint_names(config.checkpoints):
+        if c in weights.WEIGHTS:
+            out.setdefault(c, []).append("checkpoint")
+    specs, _ = requested_metrics(config)
+    options = metric_options(config)
+    for spec in specs:
+        for name in spec.required_weights({k: v for k, v in options.items() if k in spec.options and v is not None}):
+            out.setdefault(name, []).append(spec.name)
+    return out
+
+
+def how_to_get(name: str) -> str:
+    """One line: the weights file `name`, where it must go and the command that puts it there."""
+    entry = weights.WEIGHTS.get(name)
+    dest = weights.weights_path(name)
+    if entry.bundled:
+        return f"{entry.filename} ships with cfbench but is missing ({dest}): reinstall cfbench"
+    if entry.package_file:
+        return f"{entry.filename}: {entry.page or 'pip install ' + entry.package_file[0]}"
+    source = entry.urls[0] if entry.urls else entry.page
+    fetch = f"`cfbench weights fetch {name}` (downloads {source}), or " if entry.urls else f"download {source}, then "
+    return f"{entry.filename} -> {dest}: {fetch}`cfbench weights import {name} FILE`"
+
+
+@dataclass
+class Preflight:
+    """The outcome of `check_requirements`: the metrics to run, and the ones left out (column -> why)."""
+
+    metrics: list[BuiltMetric]
+    skipped: dict[str, str] = field(default_factory=dict)
+    named: bool = True
+
+
+def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device | str) -> Preflight:
+    """Build the sweep's metrics after checking that its checkpoints and metrics can run; see the module docstring.
+
+    Raises MissingRequirementsError (exit 2) listing every missing checkpoint file, weights file and package of a
+    requested metric, unless `config.skip_missing`; a missing checkpoint is never skipped."""
+    specs, named = requested_metrics(config)
+    strict = named and not config.skip_missing
+    options = metric_options(config)
+    skipped: dict[str, str] = {}
+    problems: list[str] = []
+    absent: dict[str, list[str]] = {}
+    for c in checkpoint_names(config.checkpoints):
+        if c in weights.WEIGHTS and weights.locate(c) is None:
+            absent.setdefault(c, []).append("checkpoint")
+    runnable = []
+    for spec in specs:
+        if not has_gt and needs_gt(spec, options):
+            why = f"dataset {config.dataset!r} has no GT faces"
+            if strict:
+                problems.append(f"{spec.name}: {why}; it is a GT metric (drop it from --metrics)")
+            skipped[spec.name] = why
+            continue
+        own = {k: v for k, v in options.items() if k in spec.options and v is not None}
+        missing = [n for n in spec.required_weights(own) if weights.locate(n) is None]
+        for n in missing:
+            absent.setdefault(n, []).append(spec.name)
+        if missing:
+            skipped[spec.name] = "weights missing: " + "; ".join(how_to_get(n) for n in missing)
+        else:
+            runnable.append(spec)
+    built, failed = build_metrics(runnable, device, options)
+    for name, why in failed.items():
+        problems.append(f"{name}: {why}")
+        skipped[name] = why
+    checkpoint_missing = any("checkpoint" in users for users in absent.values())
+    if (strict and (absent or problems)) or checkpoint_missing:
+        lines = [f"  {n} (for {', '.join(users)}): {how_to_get(n)}" for n, users in absent.items()]
+        lines += [f"  {p}" for p in problems if strict]
+        metric_missing = problems or any(u != ["checkpoint"] for u in absent.values())
+        hint = " (--skip-missing runs without the missing metrics)" if strict and metric_missing else ""
+        raise MissingRequirementsError(
+            f"cannot run: {len(lines)} requirement(s) missing; nothing was restored or written{hint}:\n"
+            + "\n".join(lines)
+        )
+    return Preflight(built, skipped, named)
