@@ -186,7 +186,7 @@ def test_celeba_test_released_layout(tmp_path, monkeypatch):
     root = tmp_path / "celeba-test"
     for i in range(3):
         write_face(root / "celeba_512_validation" / f"{i:08d}.png", seed=i)
-        write_face(root / "celeba_512_validation_lq" / f"{i:08d}.png", seed=5 + i)
+        write_face(root / "celeba_512_validation_lq" / f"{i:08d}.png", size=512, seed=5 + i)
     ds = get_dataset("celeba-test")
     assert ds.ids == ["00000000", "00000001", "00000002"] and ds.has_gt and ds.has_lq
     sample = ds.load(2)
@@ -199,7 +199,7 @@ def test_celeba_test_gt_lq_layout_from_data_root(tmp_path, monkeypatch):
     monkeypatch.delenv("CFBENCH_DATA", raising=False)
     for i in range(3):
         write_face(tmp_path / "gt" / f"{i}.png", seed=i)
-        write_face(tmp_path / "lq" / f"{i}.png", seed=i)
+        write_face(tmp_path / "lq" / f"{i}.png", size=512, seed=i)
     ds = get_dataset("celeba-test", data_root=tmp_path)
     assert len(ds) == 3 and ds.has_lq
     assert len(get_dataset("celeba-test", data_root=tmp_path.parent / tmp_path.name)) == 3

@@ -193,7 +193,7 @@ def test_sweep_config_yaml_and_overrides(tmp_path):
     path.write_text("datset: demo\n")
     with pytest.raises(BadInputError, match="unknown key"):
         load_sweep_config(path)
-    with pytest.raises(BadInputError, match="unknown sweep config"):
+    with pytest.raises(BadInputError, match="sweep config not found: nope.*--protocol NAME"):
         load_sweep_config("nope")
 
 
