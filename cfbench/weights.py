@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import http.client
 import importlib.util
 import os
 import shutil
@@ -417,6 +418,8 @@ def _download(url: str, part: Path, progress: Callable[[int, int | None], None] 
                 done += len(block)
                 if progress:
                     progress(done, total)
+    if total is not None and done < total:
+        raise ConnectionError(f"the connection closed after {done} of {total} bytes; fetch again to resume")
 
 
 def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 60.0) -> Path:
@@ -435,7 +438,7 @@ def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, 
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             _download(url, part, progress, timeout)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
             continue
         digest = sha256_file(part)

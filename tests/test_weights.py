@@ -1,6 +1,8 @@
 """The weights registry: cache paths, import with hash checks, offline fetch errors, verify."""
 
 import hashlib
+import http.server
+import threading
 import urllib.error
 
 import pytest
@@ -141,3 +143,48 @@ def test_files_without_a_direct_url_name_the_page_to_download_from():
     assert "inception_FFHQ_512-f7b384ab.pth" in str(err.value) and "BasicSR" in str(err.value)
     with pytest.raises(MissingWeightsError, match="no direct download URL"):
         weights.fetch("fid_stats_ffhq512")
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves `payload` at any path, honouring `Range: bytes=N-` with 206; `cut` bytes at most on the first GET."""
+
+    payload = b""
+    cut: int | None = None
+    ranges: list[str | None] = []
+
+    def do_GET(self):
+        start = 0
+        header = self.headers.get("Range")
+        type(self).ranges.append(header)
+        if header:
+            start = int(header.removeprefix("bytes=").removesuffix("-"))
+        body = self.payload[start:]
+        self.send_response(206 if header else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).cut is not None:
+            body, type(self).cut = body[: type(self).cut], None  # a dropped connection
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_interrupted_fetch_resumes_where_it_stopped(monkeypatch, tmp_path):
+    payload = bytes(range(256)) * 64
+    _RangeHandler.payload, _RangeHandler.cut, _RangeHandler.ranges = payload, 5000, []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _RangeHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/w.bin"
+        reg = Registry("weights file")
+        reg.add("w", weights.WeightsFile("w", "w.bin", (url,), "test", "t", hashlib.sha256(payload).hexdigest()))
+        monkeypatch.setattr(weights, "WEIGHTS", reg)
+        with pytest.raises(MissingWeightsError, match="could not download 'w'"):
+            weights.fetch("w", timeout=5)
+        assert weights.partial_path("w").stat().st_size == 5000 and not weights.weights_path("w").exists()
+        assert weights.fetch("w", timeout=5).read_bytes() == payload
+        assert _RangeHandler.ranges == [None, "bytes=5000-"] and not weights.partial_path("w").exists()
+    finally:
+        server.shutdown()
