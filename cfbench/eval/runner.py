@@ -11,13 +11,14 @@ interrupted run resumes at the first missing part and gives the same results as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import re
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,22 @@ class SweepResult:
     skipped: dict[str, str] = field(default_factory=dict)
     faces_per_second: float = 0.0
     restored: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class StageTimes:
+    """Wall-clock seconds per stage of this process's work (`with times("load"): ...`), in first-use order."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -142,6 +159,7 @@ class FidelityWeightSweep:
         self.metrics, self.skipped, self.metrics_named = preflight.metrics, preflight.skipped, preflight.named
         self.pose_backend, self.pose_note = _pose_backend()
         self._poses: dict[str, tuple[float, float, float]] = {}
+        self.times = StageTimes()
 
     def _check_dataset(self) -> list[str]:
         """How the dataset differs from its protocol's published set (warned; an error with `strict`), after
@@ -209,10 +227,12 @@ class FidelityWeightSweep:
     def run(self) -> SweepResult | None:
         """Run the sweep; returns the result on rank 0 (None on the other ranks of a distributed run)."""
         store = RunStore(self.run_dir)
+        self._refuse_other_metrics(store)
         provenance = {**self.provenance(), "world_size": self.world}
         if self.rank == 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
-            gt_stats = self._gt_side()
+            with self.times("gt side (features, landmarks, pose)"):
+                gt_stats = self._gt_side()
         barrier()
         if self.rank != 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
@@ -224,7 +244,8 @@ class FidelityWeightSweep:
         finished, restored, seconds = 0, 0, 0.0
         for ckpt in self.checkpoints:
             label = _checkpoint_label(ckpt)
-            net = load_restorer(ckpt, self.device)
+            with self.times("load checkpoint"):
+                net = load_restorer(ckpt, self.device)
             for severity in self.severities:
                 data = with_severity(self.dataset, severity, seed=self.config.seed)
                 for p, indices in enumerate(parts):
@@ -232,7 +253,8 @@ class FidelityWeightSweep:
                     if key not in done and p % self.world == self.rank:
                         start = time.perf_counter()
                         rows, codes, feats, code_sets = self._run_part(net, data, indices, label, severity)
-                        store.write_part(key, rows, codes, feats, code_sets=code_sets)
+                        with self.times("store"):
+                            store.write_part(key, rows, codes, feats, code_sets=code_sets)
                         seconds += time.perf_counter() - start
                         restored += len(indices)
                     finished += len(indices)
@@ -240,16 +262,30 @@ class FidelityWeightSweep:
         barrier()
         if self.rank != 0:
             return None
-        distribution = self._distribution_rows(store, gt_stats)
+        with self.times("finalize"):
+            distribution = self._distribution_rows(store, gt_stats)
         columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
-        extra = {"directions": self.directions, "skipped_metrics": self.skipped}
+        extra = {"directions": self.directions, "skipped_metrics": self.skipped, "stage_seconds": self.times.seconds}
         store.finalize(distribution, columns, manifest_extra=extra)
         table = build_table(self.run_dir / "results.parquet", self.run_dir / "groups.parquet", self.directions)
         table.skipped += [name for name in self.skipped if name not in table.skipped]
         table.caption = protocol_line(self.protocol_record())
         write_tables(table, self.run_dir)
         rate = restored * len(self.ws) / seconds if seconds else 0.0
-        return SweepResult(self.run_dir, table, self.skipped, rate, restored)
+        return SweepResult(self.run_dir, table, self.skipped, rate, restored, dict(self.times.seconds))
+
+    def _refuse_other_metrics(self, store: RunStore) -> None:
+        """A resumed run must measure the metrics its stored parts hold: the available set of a run that names no
+        metrics, or one with --skip-missing, changes when weights are added or removed."""
+        if not store.manifest_path.exists():
+            return
+        stored = sorted((store.read_manifest().get("provenance") or {}).get("metrics") or {})
+        now = sorted(m.column for m in self.metrics)
+        if stored != now:
+            raise BadInputError(
+                f"--run-dir {self.run_dir} holds a run measuring {stored}, but this run would measure {now} (weights "
+                "added or removed, or --skip-missing changed); resume with the same metrics, or use another --run-dir"
+            )
 
     def _run_part(
         self, net: CodeFormer, data: FaceDataset, indices: Sequence[int], label: str, severity: str
@@ -265,12 +301,13 @@ class FidelityWeightSweep:
         # --batch-size bounds the faces per decode call (memory); they are spent on all w of fewer faces.
         per_encode = max(1, self.config.batch_size // k)
         for b in range(0, len(indices), per_encode):
-            samples = [data.load(i) for i in indices[b : b + per_encode]]
+            with self.times("load (decode, resize, degrade)"):
+                samples = [data.load(i) for i in indices[b : b + per_encode]]
             n = len(samples)
             lq = torch.stack([s.lq for s in samples]).to(self.device)
             gt = torch.stack([s.gt for s in samples]).to(self.device) if self.has_gt else None
             start = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), self.times("model (encode, decode every w)"):
                 state = net.encode(lq * 2 - 1, lookup=self.config.lookup)
                 restored = quantize(self._decode_all_w(net, state, n))
             model_ms = (time.perf_counter() - start) * 1000 / n
@@ -280,7 +317,8 @@ class FidelityWeightSweep:
             with torch.inference_mode():
                 for m in self.metrics:
                     if isinstance(m.metric, DistributionMetric):
-                        f = m.metric.features(restored).float().cpu()
+                        with self.times(f"metric {m.column}"):
+                            f = m.metric.features(restored).float().cpu()
                         for i, w in enumerate(self.ws):
                             feats[w].setdefault(m.column, []).append(f[i * n : (i + 1) * n])
             for j, s in enumerate(samples):
@@ -291,7 +329,8 @@ class FidelityWeightSweep:
                 for i, w in enumerate(self.ws):
                     row = {"image_id": s.id, "checkpoint": label, "severity": severity, "w": w}
                     row.update({c: float(v[i * n + j]) for c, v in values.items()})
-                    yaw, pitch, roll = self._gt_pose(s)
+                    with self.times("gt pose"):
+                        yaw, pitch, roll = self._gt_pose(s)
                     rows.append(
                         {
                             **row,
@@ -341,10 +380,13 @@ class FidelityWeightSweep:
 
     def _score(self, restored: torch.Tensor, gt: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
         gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None
+        values = {}
         with torch.inference_mode():
-            return {
-                m.column: m.metric(restored, gt_k).cpu() for m in self.metrics if isinstance(m.metric, PerImageMetric)
-            }
+            for m in self.metrics:
+                if isinstance(m.metric, PerImageMetric):
+                    with self.times(f"metric {m.column}"):
+                        values[m.column] = m.metric(restored, gt_k).cpu()
+        return values
 
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
         """images/<checkpoint>/severity_<s>/w<w>/<id>.png, the LQ input beside them (lq/), the GT once (gt/)."""

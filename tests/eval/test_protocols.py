@@ -268,3 +268,27 @@ def test_weights_status_for_a_protocol(capsys):
         "fid[ffhq512]"
     ]
     assert main(["weights", "status", "--for", "nope"]) == 2
+
+
+def test_a_resume_that_would_measure_other_metrics_is_refused(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "faces"
+    shutil.copytree(DEMO_GT, folder)
+    base = ["eval", "--dataset", f"folder:{folder}", "--checkpoint", "codeformer_tiny", "--w", "1", "--severity", "2"]
+    run = ["--run-dir", str(tmp_path / "run"), "--limit", "1"]
+    assert main([*base, *run, "--metrics", "psnr,fid", "--skip-missing"]) == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert set(manifest["provenance"]["metrics"]) == {"psnr"} and "fid" in manifest["skipped_metrics"]
+    stage_seconds = manifest["stage_seconds"]
+    assert {"model (encode, decode every w)", "metric psnr", "store"} <= set(stage_seconds)
+    assert all(v >= 0 for v in stage_seconds.values())
+    # the same command once the weights of fid are there (simulated: the preflight now builds a second metric)
+    from cfbench.eval import runner
+
+    def with_ssim(config, has_gt, device):
+        out = check_requirements(config, has_gt, device)
+        out.metrics += check_requirements(dataclasses.replace(config, metrics="ssim"), has_gt, device).metrics
+        return out
+
+    monkeypatch.setattr(runner, "check_requirements", with_ssim)
+    assert main([*base, *run, "--metrics", "psnr,fid", "--skip-missing"]) == 2
+    assert "holds a run measuring ['psnr'], but this run would measure ['psnr', 'ssim']" in capsys.readouterr().err
