@@ -21,6 +21,10 @@ class CheckpointError(BadInputError):
     """A file is not a checkpoint, or its keys or shapes do not fit the model."""
 
 
+class MissingRequirementsError(BadInputError):
+    """Requested checkpoints or metrics cannot run here; the message lists every missing file and its fix."""
+
+
 class MissingWeightsError(CfbenchError, FileNotFoundError):
     """A registered weights file is not in the cache; the message names the file, its URL and where to put it."""
 

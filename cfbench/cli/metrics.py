@@ -15,7 +15,7 @@ from rich.table import Table
 from cfbench import weights
 from cfbench.atomic import atomic_write_bytes
 from cfbench.cli.common import console, pick_device, progress
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, MissingRequirementsError
 from cfbench.metrics import (
     ALIASES,
     METRICS,
@@ -81,6 +81,9 @@ def metrics_command(
     batch_size: int = typer.Option(8, min=1, help="Images per batch."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use and fill the GT feature cache."),
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Score without named metrics whose weights or packages are missing."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Score restored faces with full-reference, no-reference and distribution metrics (pyiqa-style)."""
@@ -97,6 +100,11 @@ def metrics_command(
     built, skipped = build_metrics(
         specs, dev, {"ref": fid_ref, "resize": fid_resize, "crop_border": crop_border or None}
     )
+    if skipped and metrics is not None and not skip_missing:
+        raise MissingRequirementsError(
+            f"cannot score: {len(skipped)} requested metric(s) cannot run (--skip-missing scores without them):\n"
+            + "\n".join(f"  {name}: {why}" for name, why in skipped.items())
+        )
     for name, why in skipped.items():
         console.print(f"[yellow]skipped {escape(name)}[/]: {escape(why)}", soft_wrap=True)
     start = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from cfbench import weights
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, MissingRequirementsError
 from cfbench.eval.config import SweepConfig
 from cfbench.metrics import METRICS, MetricSpec, build_metrics, parse_metric_list
 from cfbench.metrics.folders import BuiltMetric
@@ -22,10 +22,6 @@ from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint
 
 # The metrics of a sweep that names none: the first variant of every family (the others are asked for by name).
 DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
-
-
-class MissingRequirementsError(BadInputError):
-    """Requested checkpoints or metrics cannot run here; the message lists every missing file and its fix."""
 
 
 def metric_options(config: SweepConfig) -> dict[str, Any]:

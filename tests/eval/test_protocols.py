@@ -13,10 +13,10 @@ import pytest
 from cfbench import weights
 from cfbench.cli import main
 from cfbench.data import DATASETS, get_dataset
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, MissingRequirementsError
 from cfbench.eval.config import SweepConfig, load_sweep_config
 from cfbench.eval.protocols import PROTOCOLS, get_protocol, overrides, parse_protocol, protocol_line
-from cfbench.eval.requirements import MissingRequirementsError, check_requirements, needed_weights
+from cfbench.eval.requirements import check_requirements, needed_weights
 from cfbench.metrics import get_metric, parse_metric_list
 
 DEMO_GT = Path(__file__).resolve().parents[2] / "cfbench" / "data" / "demo" / "gt"

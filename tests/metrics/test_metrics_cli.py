@@ -24,20 +24,11 @@ def test_list_prints_every_metric_with_its_direction(capsys):
 
 def test_folder_pair_writes_one_row_per_image_and_skips_metrics_without_weights(tmp_path, capsys):
     out = tmp_path / "scores.csv"
-    code = main(
-        [
-            "metrics",
-            str(FIXTURES / "lq"),
-            str(FIXTURES / "gt"),
-            "--metrics",
-            "psnr,psnr[y],lpips",
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--json",
-        ]
-    )
+    args = ["metrics", str(FIXTURES / "lq"), str(FIXTURES / "gt"), "--metrics", "psnr,psnr[y],lpips", "--out", str(out)]
+    assert main([*args, "--device", "cpu", "--json"]) == 2  # a named metric that cannot run fails the command
+    err = capsys.readouterr().err
+    assert "lpips[vgg]" in err and "vgg16-397923af.pth" in err and not out.exists()
+    code = main([*args, "--device", "cpu", "--json", "--skip-missing"])
     assert code == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
