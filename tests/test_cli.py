@@ -121,3 +121,25 @@ def test_weights_import_then_verify(tmp_path, capsys):
     assert main(["weights", "import", "codeformer", str(src)]) == 0
     assert main(["weights", "verify", "codeformer"]) == 0
     assert "ok" in capsys.readouterr().err
+
+
+def test_eval_baseline_and_regress_flags_are_the_sweep_config_fields():
+    """Every SweepConfig field has an `eval` flag and every flag is a field (besides --config and --json); baseline
+    and regress take a subset, and the gate never skips."""
+    import dataclasses
+
+    import typer
+
+    from cfbench.cli import app
+    from cfbench.eval.config import SweepConfig
+
+    fields = {f.name for f in dataclasses.fields(SweepConfig)}
+    commands = typer.main.get_command(app).commands
+
+    def params(name):
+        return {{"checkpoint": "checkpoints"}.get(p.name, p.name) for p in commands[name].params}
+
+    assert params("eval") - {"config", "as_json"} == fields
+    assert params("baseline") - {"out", "config"} < fields and "skip_missing" not in params("baseline")
+    assert params("regress") - {"baseline", "tolerances", "report_md", "junit"} < fields
+    assert "skip_missing" not in params("regress")

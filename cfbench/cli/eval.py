@@ -31,7 +31,7 @@ def eval_command(
         None, help="Severities: levels 0..4 (0,2 or 0:4), fractions, none, celeba-test."
     ),
     checkpoint: list[str] | None = typer.Option(
-        None, "--checkpoint", "-c", help="Weights name or file; repeat to compare checkpoints. Default: auto."
+        None, "--checkpoint", "-c", help="Weights name or file; repeat to compare checkpoints. Default: the protocol's."
     ),
     metrics: str | None = typer.Option(
         None, help="Comma-separated metrics; each must be able to run (or --skip-missing). Default: the protocol's."
@@ -42,10 +42,14 @@ def eval_command(
     strict: bool | None = typer.Option(
         None, "--strict", help="Refuse a protocol set whose image count or pairing differs from the published one."
     ),
-    fid_ref: str | None = typer.Option(None, help="FID reference: gt, ffhq512 or a statistics file."),
+    fid_ref: str | None = typer.Option(None, help="Reference of `fid`: gt, ffhq512 or a statistics file."),
+    fid_resize: str | None = typer.Option(None, help="FID resize: clean or legacy_pytorch (default: the reference's)."),
+    crop_border: int | None = typer.Option(None, min=0, help="Pixels cropped on each side for PSNR/SSIM/NIQE."),
+    lookup: str | None = typer.Option(None, help="Code lookup: transformer (CodeFormer) or nearest (the ablation)."),
+    adain: bool | None = typer.Option(None, "--adain/--no-adain", help="Colour AdaIN of the official inference."),
     run_dir: str | None = typer.Option(None, help="Run directory (resumed if it holds this run). Default: derived."),
     batch_size: int | None = typer.Option(None, min=1, help="Faces per forward pass."),
-    part_size: int | None = typer.Option(None, min=1, help="Faces per stored part (resume granularity; default 16)."),
+    part_size: int | None = typer.Option(None, min=1, help="Faces per stored part (the resume granularity)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     limit: int | None = typer.Option(None, min=1, help="Only the first N faces of the dataset."),
     seed: int | None = typer.Option(None, help="Base seed of the synthesized degradations."),
@@ -69,6 +73,10 @@ def eval_command(
         checkpoints=tuple(checkpoint) if checkpoint else None,
         metrics=metrics,
         fid_ref=fid_ref,
+        fid_resize=fid_resize,
+        crop_border=crop_border,
+        lookup=lookup,
+        adain=adain,
         run_dir=run_dir,
         batch_size=batch_size,
         part_size=part_size,
