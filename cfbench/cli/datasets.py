@@ -16,7 +16,7 @@ from cfbench.data.base import SourceDataset
 
 app = typer.Typer(help="List and inspect the evaluation datasets.", no_args_is_help=True)
 
-DATA_ROOT_HELP = "Where celeba-test is (default: $CFBENCH_DATA/celeba-test, $CFBENCH_DATA = $CFBENCH_HOME/data)."
+DATA_ROOT_HELP = "Where a released test set is (default: $CFBENCH_DATA/<name>, $CFBENCH_DATA = $CFBENCH_HOME/data)."
 
 
 @app.command("list")
@@ -56,7 +56,9 @@ def _source_size(source: Any) -> list[int] | None:
 
 @app.command("show")
 def show_command(
-    name: str = typer.Argument(..., help="A dataset: celeba-test, demo, demo-lq, folder:PATH, hf:NAME[:split]."),
+    name: str = typer.Argument(
+        ..., help="A dataset (`cfbench datasets list`): celeba-test, demo, folder:PATH, hf:NAME[:split], ..."
+    ),
     data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
     first: int = typer.Option(5, "--first", min=0, help="How many of the first faces to list."),
     content_hash: bool = typer.Option(False, "--hash", help="Also compute the content hash (reads every file)."),
