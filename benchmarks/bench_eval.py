@@ -104,7 +104,7 @@ def sweep_config(args, metrics: list[str], run_dir: Path):
 
 def metric_options(cfg) -> dict[str, Any]:
     """The options FidelityWeightSweep builds its metrics with (imported late: cfbench reads its homes at import)."""
-    from cfbench.eval.runner import metric_options as sweep_metric_options
+    from cfbench.eval.requirements import metric_options as sweep_metric_options
 
     return sweep_metric_options(cfg)
 

@@ -11,14 +11,11 @@ interrupted run resumes at the first missing part and gives the same results as 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import platform
 import re
-import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,28 +24,38 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cfbench import __version__, weights
 from cfbench.data import FaceDataset, get_dataset, with_severity
 from cfbench.devices import pick_device
-from cfbench.errors import BadInputError, MissingWeightsError
+from cfbench.errors import BadInputError
 from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
+from cfbench.eval.gt_pose import gt_head_pose, pose_backend
 from cfbench.eval.protocols import Protocol, dataset_problems, get_protocol, overrides, protocol_line
-from cfbench.eval.requirements import check_requirements, checkpoint_names
+from cfbench.eval.provenance import checkpoint_label, checkpoint_records, environment, metric_record
+from cfbench.eval.requirements import check_requirements, checkpoint_names, metric_options
+from cfbench.eval.restorer import Restorer, load_sweep_restorer
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
-from cfbench.face import as_uint8_rgb, get_backend
-from cfbench.face.pose import head_pose
+from cfbench.eval.timing import StageTimes
 from cfbench.imageio import write_image
-from cfbench.metrics import DistributionMetric, FeatureCache, MetricSpec, PerImageMetric
-from cfbench.metrics.folders import BuiltMetric, cached_gt_statistics, store_gt_statistics
+from cfbench.metrics import DistributionMetric, FeatureCache, PerImageMetric
+from cfbench.metrics.folders import cached_gt_statistics, store_gt_statistics
 from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
-from cfbench.metrics.identity import dlib_gt_face
-from cfbench.models.codeformer import CodeFormer
-from cfbench.restoration import load_restorer, resolve_checkpoint
 
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
+
+
+@dataclass
+class PartResult:
+    """What one part of a sweep produced: `rows` (one per face x w), `codes` (image id -> code indices),
+    `features` (w -> metric column -> (faces, D) distribution-metric features), `code_sets` (the
+    `store_nn_codes` sets: name -> image id -> code indices)."""
+
+    rows: pd.DataFrame
+    codes: dict[str, np.ndarray]
+    features: dict[float, dict[str, np.ndarray]]
+    code_sets: dict[str, dict[str, np.ndarray]]
 
 
 @dataclass
@@ -61,66 +68,15 @@ class SweepResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-class StageTimes:
-    """Wall-clock seconds per stage of this process's work (`with times("load"): ...`), in first-use order."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-
-
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """Round [0, 1] images to the 8-bit grid, as writing and reading a PNG does."""
     return images.clamp(0, 1).mul(255).round().div(255)
-
-
-def _checkpoint_label(spec: str) -> str:
-    return spec if spec in weights.WEIGHTS else Path(spec).stem
 
 
 def default_run_dir(config: SweepConfig) -> Path:
     """`cfbench-runs/<dataset>-<hash of the result-changing options>`: the same command resumes the same run."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset).strip("_")[:40]
     return Path("cfbench-runs") / f"{slug}-{config.result_hash()}"
-
-
-def _pose_backend() -> tuple[Any, str]:
-    """The dlib backend for GT head pose, or None and why (dlib or its models are optional)."""
-    try:
-        return get_backend("dlib"), "dlib 68 landmarks + solvePnP (cfbench.face.pose)"
-    except (ImportError, MissingWeightsError) as exc:
-        return None, f"not computed: {exc}"
-
-
-def gt_head_pose(backend: Any, gt: torch.Tensor) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees (cfbench.face.pose conventions) of the face the dlib metrics use for a GT image
-    (3, H, W) in [0, 1] (`dlib_gt_face`: the largest of several), NaN when no face is found or the pose cannot be
-    solved from its landmarks."""
-    face = dlib_gt_face(backend, as_uint8_rgb(gt))
-    if face is None:
-        return (math.nan,) * 3
-    try:
-        p = head_pose(face.landmarks68, tuple(gt.shape[1:]))
-    except BadInputError:
-        return (math.nan,) * 3
-    return (p.yaw, p.pitch, p.roll)
-
-
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 class FidelityWeightSweep:
@@ -157,7 +113,7 @@ class FidelityWeightSweep:
             raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
         preflight = check_requirements(config, self.has_gt, self.device)
         self.metrics, self.skipped, self.metrics_named = preflight.metrics, preflight.skipped, preflight.named
-        self.pose_backend, self.pose_note = _pose_backend()
+        self.pose_backend, self.pose_note = pose_backend()
         self._poses: dict[str, tuple[float, float, float]] = {}
         self.times = StageTimes()
 
@@ -189,23 +145,9 @@ class FidelityWeightSweep:
         return {m.column: m.spec.higher_is_better for m in self.metrics}
 
     def provenance(self) -> dict[str, Any]:
-        def metric_entry(m: BuiltMetric) -> dict[str, Any]:
-            spec: MetricSpec = m.spec
-            files = {n: weights.sha256_file(weights.require(n)) for n in spec.weights}
-            return {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}
-
-        ckpts = {}
-        for c in self.checkpoints:
-            path, _ = resolve_checkpoint(c)
-            ckpts[_checkpoint_label(c)] = {"source": c, "path": str(path), "sha256": weights.sha256_file(path)}
+        options = metric_options(self.config)
         return {
-            "cfbench": __version__,
-            "git_revision": _git_revision(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "device": self.device,
-            "device_name": torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else "cpu",
+            **environment(self.device),
             "protocol": self.protocol_record(),
             "dataset": {
                 **self.dataset.describe(),
@@ -214,8 +156,8 @@ class FidelityWeightSweep:
                 "expected_images": self.protocol.expected_images if self.protocol else None,
                 "problems": self.dataset_problems,
             },
-            "checkpoints": ckpts,
-            "metrics": {m.column: metric_entry(m) for m in self.metrics},
+            "checkpoints": checkpoint_records(self.checkpoints),
+            "metrics": {m.column: metric_record(m, options) for m in self.metrics},
             "metrics_requested": self.config.metrics,
             "skipped_metrics": self.skipped,
             "gt_pose": self.pose_note,
@@ -243,18 +185,18 @@ class FidelityWeightSweep:
         total = len(self.checkpoints) * len(self.severities) * len(self.indices)
         finished, restored, seconds = 0, 0, 0.0
         for ckpt in self.checkpoints:
-            label = _checkpoint_label(ckpt)
+            label = checkpoint_label(ckpt)
             with self.times("load checkpoint"):
-                net = load_restorer(ckpt, self.device)
+                net = load_sweep_restorer(ckpt, label, self.device, self.config.lookup, self.config.adain)
             for severity in self.severities:
                 data = with_severity(self.dataset, severity, seed=self.config.seed)
                 for p, indices in enumerate(parts):
                     key = PartKey(label, severity, p)
                     if key not in done and p % self.world == self.rank:
                         start = time.perf_counter()
-                        rows, codes, feats, code_sets = self._run_part(net, data, indices, label, severity)
+                        part = self._run_part(net, data, indices, severity)
                         with self.times("store"):
-                            store.write_part(key, rows, codes, feats, code_sets=code_sets)
+                            store.write_part(key, part.rows, part.codes, part.features, code_sets=part.code_sets)
                         seconds += time.perf_counter() - start
                         restored += len(indices)
                     finished += len(indices)
@@ -287,12 +229,8 @@ class FidelityWeightSweep:
                 "added or removed, or --skip-missing changed); resume with the same metrics, or use another --run-dir"
             )
 
-    def _run_part(
-        self, net: CodeFormer, data: FaceDataset, indices: Sequence[int], label: str, severity: str
-    ) -> tuple[
-        pd.DataFrame, dict[str, np.ndarray], dict[float, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]
-    ]:
-        """(rows, codes by image id, FID features by w, the `store_nn_codes` sets: name -> image id -> codes)."""
+    def _run_part(self, net: Restorer, data: FaceDataset, indices: Sequence[int], severity: str) -> PartResult:
+        """Restore and score the faces `indices` of `data` at every w."""
         rows: list[dict[str, Any]] = []
         codes: dict[str, np.ndarray] = {}
         code_sets: dict[str, dict[str, np.ndarray]] = {}
@@ -308,11 +246,11 @@ class FidelityWeightSweep:
             gt = torch.stack([s.gt for s in samples]).to(self.device) if self.has_gt else None
             start = time.perf_counter()
             with torch.inference_mode(), self.times("model (encode, decode every w)"):
-                state = net.encode(lq * 2 - 1, lookup=self.config.lookup)
-                restored = quantize(self._decode_all_w(net, state, n))
+                state = net.encode(lq)
+                restored = quantize(net.decode(state, self.ws, self.config.batch_size))
             model_ms = (time.perf_counter() - start) * 1000 / n
             with torch.inference_mode():
-                nn_sets = self._nn_codes(net, state, gt)
+                nn_sets = net.nn_codes(state, gt) if self.config.store_nn_codes else {}
             values = self._score(restored, gt, k)
             with torch.inference_mode():
                 for m in self.metrics:
@@ -322,12 +260,12 @@ class FidelityWeightSweep:
                         for i, w in enumerate(self.ws):
                             feats[w].setdefault(m.column, []).append(f[i * n : (i + 1) * n])
             for j, s in enumerate(samples):
-                codes[s.id] = state.indices[j].cpu().numpy()
+                codes[s.id] = net.codes(state)[j].cpu().numpy()
                 for name, mat in nn_sets.items():
                     code_sets.setdefault(name, {})[s.id] = mat[j].cpu().numpy()
                 meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
                 for i, w in enumerate(self.ws):
-                    row = {"image_id": s.id, "checkpoint": label, "severity": severity, "w": w}
+                    row = {"image_id": s.id, "checkpoint": net.label, "severity": severity, "w": w}
                     row.update({c: float(v[i * n + j]) for c, v in values.items()})
                     with self.times("gt pose"):
                         yaw, pitch, roll = self._gt_pose(s)
@@ -342,21 +280,9 @@ class FidelityWeightSweep:
                         }
                     )
             if self.config.save_images:
-                self._save_images(restored, samples, label, severity)
+                self._save_images(restored, samples, net.label, severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
-        return pd.DataFrame(rows), codes, features, code_sets
-
-    def _nn_codes(self, net: CodeFormer, state: Any, gt: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """What `store_nn_codes` adds, each (N, s*s) code indices: `nn_codes`, the nearest-neighbour codes of the LQ
-        encoder feature (the transformer's input), and with GT faces `hq_codes` and `hq_nn_codes`, the transformer's
-        and the nearest-neighbour codes of the GT face. Empty when the option is off."""
-        if not self.config.store_nn_codes:
-            return {}
-        out = {"nn_codes": net.quantize.nearest(state.lq_feat)}
-        if gt is not None:
-            hq = net.encode(gt * 2 - 1, lookup="transformer")
-            out.update(hq_codes=hq.indices, hq_nn_codes=net.quantize.nearest(hq.lq_feat))
-        return out
+        return PartResult(pd.DataFrame(rows), codes, features, code_sets)
 
     def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
         """Head pose of the GT face (`gt_head_pose`), NaN when there is no GT or no pose backend."""
@@ -366,17 +292,6 @@ class FidelityWeightSweep:
                 pose = gt_head_pose(self.pose_backend, sample.gt)
             self._poses[sample.id] = pose
         return self._poses[sample.id]
-
-    def _decode_all_w(self, net: CodeFormer, state: Any, n: int) -> torch.Tensor:
-        """Restored faces in [0, 1] for every w, w-major: rows i * n .. (i + 1) * n - 1 are w = ws[i]."""
-        per_call = max(1, self.config.batch_size // n)
-        outs = []
-        for c in range(0, len(self.ws), per_call):
-            ws = self.ws[c : c + per_call]
-            w_each = torch.tensor(ws, device=self.device).repeat_interleave(n)
-            out = net.decode(state.repeat(len(ws)) if len(ws) > 1 else state, w_each, adain=self.config.adain)
-            outs.append((out.clamp(-1, 1) + 1) / 2)
-        return torch.cat(outs)
 
     def _score(self, restored: torch.Tensor, gt: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
         gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None

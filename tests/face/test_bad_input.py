@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cfbench.errors import BadInputError
-from cfbench.eval.runner import gt_head_pose
+from cfbench.eval.gt_pose import gt_head_pose
 from cfbench.face.pose import head_pose
 from cfbench.metrics.registry import get_metric
 from tests.face.conftest import ALIGNED, FACES, read_rgb

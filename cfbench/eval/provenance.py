@@ -1,0 +1,62 @@
+"""What a run records about where its numbers come from: software, device, checkpoints and metric weights."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cfbench import __version__, weights
+from cfbench.metrics.folders import BuiltMetric
+from cfbench.restoration import resolve_checkpoint
+
+
+def git_revision() -> str | None:
+    """The git commit of the cfbench source, when it runs from a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(device: str) -> dict[str, Any]:
+    """cfbench and library versions, git revision, and the device the run uses."""
+    return {
+        "cfbench": __version__,
+        "git_revision": git_revision(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+    }
+
+
+def checkpoint_label(spec: str) -> str:
+    """The name a checkpoint has in results: its registered name, or its file's stem."""
+    return spec if spec in weights.WEIGHTS else Path(spec).stem
+
+
+def checkpoint_records(checkpoints: Sequence[str]) -> dict[str, dict[str, str]]:
+    """label -> {source, path, sha256} of each checkpoint."""
+    out = {}
+    for c in checkpoints:
+        path, _ = resolve_checkpoint(c)
+        out[checkpoint_label(c)] = {"source": c, "path": str(path), "sha256": weights.sha256_file(path)}
+    return out
+
+
+def metric_record(metric: BuiltMetric, options: dict[str, Any]) -> dict[str, Any]:
+    """A metric's registry name, backend, reference and the sha256 of every weights file it was built with."""
+    spec = metric.spec
+    own = {k: v for k, v in options.items() if k in spec.options and v is not None}
+    files = {n: weights.sha256_file(weights.require(n)) for n in spec.required_weights(own)}
+    return {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}
