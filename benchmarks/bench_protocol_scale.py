@@ -3,7 +3,8 @@
 Builds a folder dataset of N GT/LQ pairs (the shared aligned faces, repeated, each copy with its own seeded
 `celeba-test` degradation, so every LQ differs), then runs `cfbench eval --dataset folder:... --w 0:1:0.1` with the
 bundled `codeformer_tiny` and the metrics that work offline, once on the first 30 faces and once on all N, each in
-a fresh process. Reports faces x w per second, the peak RSS of each process (it must not grow with N: results go to
+a fresh process (`--w` takes a shorter grid where 11 values take too long; the estimate uses the measured rate).
+Reports faces x w per second, the peak RSS of each process (it must not grow with N: results go to
 parts on disk), the time per stage from the manifest (`stage_seconds`), and the estimate for 3000 faces x 11 w.
 
     python benchmarks/bench_protocol_scale.py --faces 300 --json scale.json
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 import cv2
+
+from cfbench.eval.spec import parse_w_spec
 
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "faces" / "aligned_hq"
 METRICS = "psnr,ssim,niqe,identity_cos[dlib],lmd[dlib]"
@@ -45,14 +48,15 @@ def build_dataset(root: Path, n: int, source: Path) -> Path:
     return root
 
 
-def run_eval(dataset: Path, limit: int, run_dir: Path, threads: int) -> dict[str, object]:
+def run_eval(dataset: Path, limit: int, run_dir: Path, threads: int, w: str) -> dict[str, object]:
     """`cfbench eval` in a child process; its wall time, peak RSS and the manifest's stage times."""
     code = (
         f"import resource, sys, torch; torch.set_num_threads({threads}); from cfbench.cli import main; "
         "rc = main(sys.argv[1:]); print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
     )
-    args = ["eval", "--dataset", f"folder:{dataset}", "--w", "0:1:0.1", "--checkpoint", "codeformer_tiny"]
-    args += ["--metrics", METRICS, "--limit", str(limit), "--run-dir", str(run_dir), "--batch-size", "11"]
+    n_w = len(parse_w_spec(w))
+    args = ["eval", "--dataset", f"folder:{dataset}", "--w", w, "--checkpoint", "codeformer_tiny"]
+    args += ["--metrics", METRICS, "--limit", str(limit), "--run-dir", str(run_dir), "--batch-size", str(n_w)]
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
@@ -60,8 +64,9 @@ def run_eval(dataset: Path, limit: int, run_dir: Path, threads: int) -> dict[str
     manifest = json.loads((run_dir / "manifest.json").read_text())
     return {
         "faces": limit,
+        "w": n_w,
         "seconds": round(seconds, 1),
-        "faces_x_w_per_s": round(limit * 11 / seconds, 3),
+        "faces_x_w_per_s": round(limit * n_w / seconds, 3),
         "peak_rss_mb": round(rss_kb / 1024),
         "stage_seconds": {k: round(v, 1) for k, v in manifest["stage_seconds"].items()},
     }
@@ -72,12 +77,13 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=300)
     parser.add_argument("--small", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--w", default="0:1:0.1", help="the w grid (11 values by default, as the protocols)")
     parser.add_argument("--source", type=Path, default=SHARED_FACES)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cfbench-scale-") as tmp:
         dataset = build_dataset(Path(tmp) / "faces", args.faces, args.source)
-        runs = [run_eval(dataset, n, Path(tmp) / f"run{n}", args.threads) for n in (args.small, args.faces)]
+        runs = [run_eval(dataset, n, Path(tmp) / f"run{n}", args.threads, args.w) for n in (args.small, args.faces)]
     big = runs[-1]
     estimate_h = 3000 * 11 / big["faces_x_w_per_s"] / 3600
     report = {"runs": runs, "metrics": METRICS, "estimate_3000x11_hours": round(estimate_h, 2)}
