@@ -170,6 +170,9 @@ def test_celeba_test_skip_missing_evaluates_every_pair_from_the_released_lq(cele
     table = (tmp_path / "run" / "table.md").read_text()
     assert "protocol celeba-test (v " in table and "Not measured in this run: lpips[vgg]" in table
     assert "eval: protocol celeba-test" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "report"), "--format", "md"]) == 0
+    caption = (tmp_path / "report" / "fidelity_quality_table.md").read_text()
+    assert f"protocol celeba-test (v {protocol['version']}), overrides: w=0:1:0.5" in caption
 
 
 @pytest.mark.slow
