@@ -11,9 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cfbench.errors import BadInputError
+from cfbench.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any)
     """The bundled `default` config (or `source`: a name or a YAML file), with the non-None `overrides` (the CLI
     flags) on top."""
     path = sweep_config_path(source or "default")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, "sweep config") or {}
     if not isinstance(data, dict):
         raise BadInputError(f"{path} must be a YAML mapping of sweep options")
     unknown = sorted(set(data) - set(_FIELDS))

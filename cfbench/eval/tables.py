@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.atomic import atomic_write_bytes
+from cfbench.errors import BadInputError
 from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
 
 PER_IMAGE = "per-image"
@@ -105,9 +106,9 @@ def build_table(
     """The table from results.parquet and groups.parquet (frames or paths). `directions` maps each metric column
     to show, in order, to higher_is_better; metrics in it that neither file has are listed in `skipped`."""
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise BadInputError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise BadInputError(f"n_boot must be >= 1, got {n_boot}")
     results, groups = _read(results), _read(groups)
     metrics: list[TableMetric] = []
     skipped: list[str] = []

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cfbench.errors import BadInputError
+from cfbench.yamlfile import read_yaml
 
 STAGE_NAMES = ("stage1", "stage2", "stage3")
 
@@ -281,7 +280,7 @@ def load_config(path: str | os.PathLike, stage: str | None = None) -> TrainConfi
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"train config not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path, "train config") or {}
     if not isinstance(raw, dict):
         raise BadInputError(f"{path}: a train config is a mapping")
     return config_from_dict(raw, stage)

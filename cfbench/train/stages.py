@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cfbench.errors import BadInputError
 from cfbench.train import losses as L
 from cfbench.train.config import LossTerm, ModelSpec, Scheduler, Stage, TrainConfig, WSchedule
 
@@ -96,7 +97,7 @@ def apply_frozen(net: nn.Module, frozen: tuple[str, ...]) -> list[nn.Parameter]:
     names = dict(net.named_children())
     for name in frozen:
         if name not in names and not hasattr(net, name):
-            raise ValueError(f"stage freezes {name!r}, which {type(net).__name__} does not have")
+            raise BadInputError(f"stage freezes {name!r}, which {type(net).__name__} does not have")
     net.requires_grad_(True)
     for name in frozen:
         getattr(net, name).requires_grad_(False)
