@@ -2,7 +2,7 @@
 
 Architecture (facts from GFPGAN `ResNetArcFace(block='IRBlock', layers=[2, 2, 2, 2], use_se=False)`, a port of
 ronghuaiyang/arcface-pytorch `resnet_face18`; checked key for key and shape for shape against
-shared/reference/manifest_arcface_resnet18.json by the tests): input 1x128x128 gray in [-1, 1]; stem conv 3x3
+tests/data/faces_analysis/manifest_arcface_resnet18.json by the tests): input 1x128x128 gray in [-1, 1]; stem conv 3x3
 1->64 (no bias), BN, PReLU (one parameter), max-pool 2x2; four stages of two IRBlocks (64, 128, 256, 512 channels,
 strides 1, 2, 2, 2; 64 -> 8 pixels); IRBlock = BN -> conv 3x3 (in->in) -> BN -> PReLU -> conv 3x3 (in->out, stride)
 -> BN, plus the shortcut (1x1 conv + BN where the shape changes), then the same PReLU; head BN(512) -> dropout (off
