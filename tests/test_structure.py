@@ -208,6 +208,11 @@ def test_the_parts_keep_their_layering():
     assert layering_violations(GRAPH) == []
 
 
+def test_only_the_console_entry_imports_the_cli():
+    outside = {m for m, ts in GRAPH.edges.items() for t in ts if part_of(t) == "cfbench.cli" != part_of(m)}
+    assert outside <= {"cfbench.__main__"}
+
+
 def test_the_checks_see_function_level_imports_cycles_and_private_names(tmp_path):
     files = {
         "pkg/__init__.py": "",
