@@ -1,10 +1,15 @@
-"""Exceptions that the CLI turns into a one-line message and an exit code (0 ok, 1 failed check, 2 bad input)."""
+"""Exceptions that the CLI turns into a one-line message and an exit code (0 ok, 1 failed check, 2 bad input).
+
+Only these (and `degradations.DegradationsError`) are the user's to fix; any other exception reaching the CLI is
+an internal error: exit 3, its traceback logged under `$CFBENCH_HOME/logs/`.
+"""
 
 from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_FAILED_CHECK = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 
 class CfbenchError(Exception):

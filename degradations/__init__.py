@@ -5,9 +5,11 @@ every public function. Ops are registered by name in `OPS`; a `Pipeline` chains 
 probabilities; ``params = pipeline.sample(seed)`` draws a JSON record and ``pipeline.apply(img, params)``
 applies it (backend ``cpu``: OpenCV/libjpeg, bit-exact; ``torch``: batched on any device). Presets
 (`list_presets`, `load_preset`) include ``celeba-test``, ``codeformer-train`` and the ``severity-scale``
-levels 0..4. Per-image seeds come from `derive_seed`. See docs/degradations.md.
+levels 0..4. Per-image seeds come from `derive_seed`. An unusable input raises `DegradationsError` (a ValueError).
+See docs/degradations.md.
 """
 
+from degradations.errors import DegradationsError, MissingFileError
 from degradations.kernels import gaussian_kernel, generalized_gaussian_kernel, plateau_kernel, sigma_matrix
 from degradations.ops import OPS, Op
 from degradations.pipeline import (
@@ -28,7 +30,9 @@ from degradations.severity import MAX_LEVEL, Severity, check_severity, parse_sev
 
 __all__ = [
     "BACKENDS",
+    "DegradationsError",
     "MAX_LEVEL",
+    "MissingFileError",
     "OPS",
     "PRESETS",
     "Op",

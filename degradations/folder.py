@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from degradations.errors import DegradationsError, MissingFileError
 from degradations.pipeline import BACKENDS, apply_params, record_to_json
 from degradations.presets import load_preset
 from degradations.seeds import derive_seed
@@ -52,7 +53,7 @@ def list_images(gt_dir: str | Path) -> list[Path]:
     """
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
-        raise FileNotFoundError(f"GT folder {gt_dir} does not exist or is not a folder; pass a folder of images")
+        raise MissingFileError(f"GT folder {gt_dir} does not exist or is not a folder; pass a folder of images")
     files = sorted(
         p
         for p in gt_dir.iterdir()
@@ -61,14 +62,16 @@ def list_images(gt_dir: str | Path) -> list[Path]:
     stems: dict[str, Path] = {}
     for p in files:
         if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ValueError(
+            raise DegradationsError(
                 f"{p} is not an image (expected {', '.join(IMAGE_SUFFIXES)}); move it out of the GT folder"
             )
         if p.stem in stems:
-            raise ValueError(f"{stems[p.stem]} and {p} share the id {p.stem!r}; rename one (outputs are <id>.png)")
+            raise DegradationsError(
+                f"{stems[p.stem]} and {p} share the id {p.stem!r}; rename one (outputs are <id>.png)"
+            )
         stems[p.stem] = p
     if not files:
-        raise FileNotFoundError(f"GT folder {gt_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise MissingFileError(f"GT folder {gt_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
@@ -77,7 +80,7 @@ def read_image(path: str | Path) -> torch.Tensor:
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
-        raise ValueError(f"cannot decode {path} as an image; replace or remove the file")
+        raise DegradationsError(f"cannot decode {path} as an image; replace or remove the file")
     rgb = np.ascontiguousarray(img[:, :, ::-1]).astype(np.float32) / 255.0
     return torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).contiguous()
 
@@ -121,7 +124,9 @@ def _read_params(path: Path) -> dict[str, dict[str, Any]]:
             rec = json.loads(line)
             out[str(rec["id"])] = rec
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f"{path}:{n} is not a params record; pass --overwrite or choose another --out") from None
+            raise DegradationsError(
+                f"{path}:{n} is not a params record; pass --overwrite or choose another --out"
+            ) from None
     return out
 
 
@@ -170,18 +175,20 @@ def degrade_folder(
     """
     gt_dir, out_dir = Path(gt_dir), Path(out_dir)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        raise DegradationsError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+        raise DegradationsError(f"workers must be an int >= 0, got {workers!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        raise DegradationsError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if device is None:
         device = "cuda" if backend == "torch" and torch.cuda.is_available() else "cpu"
     if backend == "cpu" and device != "cpu":
-        raise ValueError(f"the cpu backend runs on the cpu, got device {device!r}; use --backend torch")
+        raise DegradationsError(f"the cpu backend runs on the cpu, got device {device!r}; use --backend torch")
     files = list_images(gt_dir)
     if out_dir.resolve() == gt_dir.resolve():
-        raise ValueError(f"--out {out_dir} is the GT folder; choose another folder so GT images are not replaced")
+        raise DegradationsError(
+            f"--out {out_dir} is the GT folder; choose another folder so GT images are not replaced"
+        )
     pipeline = load_preset(preset, severity)
     dataset = gt_dir.resolve().name if dataset is None else dataset
 
@@ -197,13 +204,13 @@ def degrade_folder(
             **pipeline.sample(image_seed),
         }
     if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} exists and is not a folder; choose a folder path")
+        raise DegradationsError(f"--out {out_dir} exists and is not a folder; choose a folder path")
     out_dir.mkdir(parents=True, exist_ok=True)
     params_path = out_dir / PARAMS_FILE
     if not overwrite:
         for key, old in _read_params(params_path).items():
             if key in lines and old != lines[key]:
-                raise ValueError(
+                raise DegradationsError(
                     f"{params_path} was written with other arguments (record {key!r} differs; e.g. preset, "
                     f"severity, seed, dataset or backend); pass --overwrite to replace it, or choose another "
                     f"--out"

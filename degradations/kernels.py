@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from degradations.errors import DegradationsError
+
 
 def sigma_matrix(sigma_x: float, sigma_y: float, rotation: float) -> np.ndarray:
     """Covariance ``R diag(σx², σy²) Rᵀ`` (2x2 float64); sigmas in pixels, rotation in radians."""
@@ -27,9 +29,9 @@ def sigma_matrix(sigma_x: float, sigma_y: float, rotation: float) -> np.ndarray:
 
 def _quadratic_form(kernel_size: int, sigma_x: float, sigma_y: float, rotation: float) -> np.ndarray:
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+        raise DegradationsError(f"kernel_size must be a positive odd integer, got {kernel_size}")
     if sigma_x <= 0 or sigma_y <= 0:
-        raise ValueError(f"sigma_x and sigma_y must be > 0, got {sigma_x}, {sigma_y}")
+        raise DegradationsError(f"sigma_x and sigma_y must be > 0, got {sigma_x}, {sigma_y}")
     r = kernel_size // 2
     ax = np.arange(-r, r + 1, dtype=np.float64)
     xx, yy = np.meshgrid(ax, ax)  # xx varies along columns, yy along rows

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from degradations.errors import DegradationsError
+
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -46,17 +48,17 @@ class Num:
         ):
             lo, hi = float(value[0]), float(value[1])
             if lo > hi:
-                raise ValueError(
+                raise DegradationsError(
                     f"{where}: range min {value[0]} > max {value[1]}; write [min, max], e.g. {self.example}"
                 )
         else:
             form = "a number" if self.fixed_only else f"a number or a [min, max] range such as {self.example}"
-            raise ValueError(f"{where}: expected {form}, got {value!r}")
+            raise DegradationsError(f"{where}: expected {form}, got {value!r}")
         for v in (lo, hi):
             below = v <= self.lo if self.lo_open else v < self.lo
             if below or v > self.hi:
                 left = "(" if self.lo_open else "["
-                raise ValueError(f"{where}: {v:g} is outside the allowed {left}{self.lo:g}, {self.hi:g}]")
+                raise DegradationsError(f"{where}: {v:g} is outside the allowed {left}{self.lo:g}, {self.hi:g}]")
         return lo, hi
 
     @staticmethod
@@ -76,11 +78,11 @@ class Int:
 
     def resolve(self, value: Any, where: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{where}: expected an integer, got {value!r}")
+            raise DegradationsError(f"{where}: expected an integer, got {value!r}")
         if not self.lo <= value <= self.hi:
-            raise ValueError(f"{where}: {value} is outside the allowed [{self.lo}, {self.hi}]")
+            raise DegradationsError(f"{where}: {value} is outside the allowed [{self.lo}, {self.hi}]")
         if self.odd and value % 2 == 0:
-            raise ValueError(f"{where}: must be odd so the kernel has a centre, got {value} (e.g. {value + 1})")
+            raise DegradationsError(f"{where}: must be odd so the kernel has a centre, got {value} (e.g. {value + 1})")
         return value
 
 
@@ -99,15 +101,15 @@ class Choice:
         if isinstance(value, str):
             value = {value: 1.0}
         if not isinstance(value, Mapping) or not value:
-            raise ValueError(f"{where}: expected one of {known} or a mapping {{option: weight}}, got {value!r}")
+            raise DegradationsError(f"{where}: expected one of {known} or a mapping {{option: weight}}, got {value!r}")
         for key, weight in value.items():
             if key not in self.options:
-                raise ValueError(f"{where}: unknown option {key!r}; use one of {known}")
+                raise DegradationsError(f"{where}: unknown option {key!r}; use one of {known}")
             if not _is_number(weight) or weight < 0:
-                raise ValueError(f"{where}: weight of {key!r} must be a number >= 0, got {weight!r}")
+                raise DegradationsError(f"{where}: weight of {key!r} must be a number >= 0, got {weight!r}")
         total = float(sum(value.values()))
         if total <= 0:
-            raise ValueError(f"{where}: the weights sum to 0; give at least one option a positive weight")
+            raise DegradationsError(f"{where}: the weights sum to 0; give at least one option a positive weight")
         return {o: float(value[o]) / total for o in self.options if o in value}
 
     @staticmethod
@@ -140,7 +142,7 @@ class Size:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
         ):
             return [int(value[0]), int(value[1])]
-        raise ValueError(f"{where}: expected 'input', a positive int or [height, width], got {value!r}")
+        raise DegradationsError(f"{where}: expected 'input', a positive int or [height, width], got {value!r}")
 
 
 Spec = Num | Int | Choice | Size

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from degradations.errors import DegradationsError, MissingFileError
 from degradations.ops import OPS, Op
 from degradations.registry import UnknownNameError
 from degradations.seeds import stable_hash32
@@ -51,7 +52,9 @@ class OpConfig:
     def from_dict(cls, data: Mapping[str, Any], where: str = "op") -> OpConfig:
         """Flat form: ``{op: jpeg, prob: 0.5, quality: [30, 80]}``."""
         if not isinstance(data, Mapping) or "op" not in data:
-            raise ValueError(f"{where}: expected a mapping with an 'op' key, e.g. {{op: jpeg, quality: [60, 100]}}")
+            raise DegradationsError(
+                f"{where}: expected a mapping with an 'op' key, e.g. {{op: jpeg, quality: [60, 100]}}"
+            )
         return cls(
             op=data["op"],
             prob=data.get("prob", 1.0),
@@ -85,25 +88,25 @@ class PipelineConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "pipeline") -> PipelineConfig:
         if not isinstance(data, Mapping):
-            raise ValueError(f"{source}: expected a mapping with an 'ops' list, got {type(data).__name__}")
+            raise DegradationsError(f"{source}: expected a mapping with an 'ops' list, got {type(data).__name__}")
         unknown = sorted(set(data) - set(_TOP_KEYS))
         if unknown:
-            raise ValueError(f"{source}: unknown key {unknown[0]!r} (keys: {', '.join(_TOP_KEYS)})")
+            raise DegradationsError(f"{source}: unknown key {unknown[0]!r} (keys: {', '.join(_TOP_KEYS)})")
         name = str(data.get("name", source))
         ops = data.get("ops")
         if not isinstance(ops, list):
-            raise ValueError(f"{source}: 'ops' must be a list of ops, e.g. [{{op: jpeg, quality: [60, 100]}}]")
+            raise DegradationsError(f"{source}: 'ops' must be a list of ops, e.g. [{{op: jpeg, quality: [60, 100]}}]")
         levels = data.get("levels")
         if levels is not None:
             if not isinstance(levels, Mapping):
-                raise ValueError(f"{source}: 'levels' must map level numbers to overrides")
+                raise DegradationsError(f"{source}: 'levels' must map level numbers to overrides")
             try:
                 levels = {int(k): v for k, v in levels.items()}
             except (TypeError, ValueError):
-                raise ValueError(f"{source}: level keys must be integers 0..L") from None
+                raise DegradationsError(f"{source}: level keys must be integers 0..L") from None
         quantize = data.get("quantize", True)
         if not isinstance(quantize, bool):
-            raise ValueError(f"{source}: 'quantize' must be true or false, got {quantize!r}")
+            raise DegradationsError(f"{source}: 'quantize' must be true or false, got {quantize!r}")
         return cls(
             name=name,
             ops=[OpConfig.from_dict(d, f"{name}: ops[{i}]") for i, d in enumerate(ops)],
@@ -116,11 +119,11 @@ class PipelineConfig:
     def from_yaml(cls, path: str | Path) -> PipelineConfig:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"pipeline file {path} does not exist; pass a YAML file with an 'ops' list")
+            raise MissingFileError(f"pipeline file {path} does not exist; pass a YAML file with an 'ops' list")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise DegradationsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         return cls.from_dict(data, source=path.stem)
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,7 +144,7 @@ class PipelineConfig:
         """The concrete pipeline (no levels) at a severity; None keeps the ops as written."""
         if severity is None:
             if self.levels:
-                raise ValueError(
+                raise DegradationsError(
                     f"pipeline {self.name!r} has severity levels 0..{self.max_level}: give a severity "
                     f"(a level, a fraction like 0.5, or 'none')"
                 )
@@ -149,7 +152,7 @@ class PipelineConfig:
         if severity == "none":
             return PipelineConfig(name=self.name, ops=[], quantize=self.quantize, description=self.description)
         if not self.levels:
-            raise ValueError(
+            raise DegradationsError(
                 f"pipeline {self.name!r} has no severity levels: drop the severity, or use a preset with "
                 f"levels (e.g. severity-scale)"
             )
@@ -192,9 +195,9 @@ def _steps(config: PipelineConfig) -> list[_Step]:
             raise UnknownNameError(f"{config.name}: ops[{i}]: {exc}") from None
         prob = o.prob
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0.0 <= prob <= 1.0:
-            raise ValueError(f"{where}.prob: probability {prob!r} is outside [0, 1]")
+            raise DegradationsError(f"{where}.prob: probability {prob!r} is outside [0, 1]")
         if o.key in seen:
-            raise ValueError(f"{where}: duplicate op id {o.key!r}; give one of them an 'id'")
+            raise DegradationsError(f"{where}: duplicate op id {o.key!r}; give one of them an 'id'")
         seen.add(o.key)
         steps.append(_Step(o.key, op, float(prob), op.resolve(o.params, where)))
     return steps
@@ -205,17 +208,19 @@ def _check_levels(config: PipelineConfig) -> None:
     if not levels:
         return
     if sorted(levels) != list(range(len(levels))):
-        raise ValueError(f"{config.name}: levels must be numbered 0..L without gaps, got {sorted(levels)}")
+        raise DegradationsError(f"{config.name}: levels must be numbered 0..L without gaps, got {sorted(levels)}")
     ids = {o.key for o in config.ops}
     first = levels[0]
     for lvl, over in levels.items():
         if not isinstance(over, Mapping) or any(not isinstance(v, Mapping) for v in over.values()):
-            raise ValueError(f"{config.name}: levels[{lvl}] must map op ids to {{field: value}}")
+            raise DegradationsError(f"{config.name}: levels[{lvl}] must map op ids to {{field: value}}")
         for op_id in over:
             if op_id not in ids:
-                raise ValueError(f"{config.name}: levels[{lvl}] names op id {op_id!r}, not in the ops ({sorted(ids)})")
+                raise DegradationsError(
+                    f"{config.name}: levels[{lvl}] names op id {op_id!r}, not in the ops ({sorted(ids)})"
+                )
         if {k: set(v) for k, v in over.items()} != {k: set(v) for k, v in first.items()}:
-            raise ValueError(f"{config.name}: levels[{lvl}] must set the same op ids and fields as levels[0]")
+            raise DegradationsError(f"{config.name}: levels[{lvl}] must set the same op ids and fields as levels[0]")
         _steps(config.at_severity(lvl))  # each level must give a valid pipeline
 
 
@@ -250,7 +255,7 @@ class Pipeline:
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(0, 2**63))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+            raise DegradationsError(f"seed must be an int >= 0, got {seed!r}")
         seed = int(seed)
         ops = []
         for step in self._steps:
@@ -291,15 +296,19 @@ class Pipeline:
 def check_images(img: Any) -> torch.Tensor:
     """Check the image contract: float32 RGB NCHW tensor in [0, 1]; ValueError says what is wrong."""
     if not isinstance(img, torch.Tensor):
-        raise ValueError(f"images must be a torch.Tensor (float32 RGB NCHW in [0, 1]), got {type(img).__name__}")
+        raise DegradationsError(f"images must be a torch.Tensor (float32 RGB NCHW in [0, 1]), got {type(img).__name__}")
     if img.ndim != 4 or img.shape[1] != 3:
-        raise ValueError(f"images must be (N, 3, H, W) RGB, got shape {tuple(img.shape)}")
+        raise DegradationsError(f"images must be (N, 3, H, W) RGB, got shape {tuple(img.shape)}")
     if img.dtype != torch.float32:
-        raise ValueError(f"images must be float32 in [0, 1], got {img.dtype}; convert with x.float() / 255 for uint8")
+        raise DegradationsError(
+            f"images must be float32 in [0, 1], got {img.dtype}; convert with x.float() / 255 for uint8"
+        )
     if img.numel():
         lo, hi = float(img.min()), float(img.max())
         if not (0.0 <= lo and hi <= 1.0):
-            raise ValueError(f"images must lie in [0, 1], got values in [{lo:g}, {hi:g}]; this API never rescales")
+            raise DegradationsError(
+                f"images must lie in [0, 1], got values in [{lo:g}, {hi:g}]; this API never rescales"
+            )
     return img
 
 
@@ -315,17 +324,17 @@ def _quantize_np(x: np.ndarray) -> np.ndarray:
 def _checked_records(params: Any, n: int) -> list[Mapping[str, Any]]:
     records = [params] if isinstance(params, Mapping) else list(params)
     if len(records) != n:
-        raise ValueError(
+        raise DegradationsError(
             f"got {len(records)} params record(s) for {n} image(s): pass one record per image "
             f"(sample each image with its own seed, e.g. derive_seed(...))"
         )
     for r, rec in enumerate(records):
         if not isinstance(rec, Mapping) or not isinstance(rec.get("ops"), list):
-            raise ValueError(f"params record {r} has no 'ops' list; pass what Pipeline.sample returned")
+            raise DegradationsError(f"params record {r} has no 'ops' list; pass what Pipeline.sample returned")
         for k, entry in enumerate(rec["ops"]):
             where = f"params record {r}, ops[{k}]"
             if not isinstance(entry, Mapping) or not isinstance(entry.get("applied"), bool):
-                raise ValueError(f"{where}: expected {{op, applied, params}}, got {entry!r}")
+                raise DegradationsError(f"{where}: expected {{op, applied, params}}, got {entry!r}")
             try:
                 op = OPS.get(entry.get("op"))
             except UnknownNameError as exc:
@@ -334,7 +343,7 @@ def _checked_records(params: Any, n: int) -> list[Mapping[str, Any]]:
                 p = entry.get("params")
                 missing = [name for name in op.params if not isinstance(p, Mapping) or name not in p]
                 if missing:
-                    raise ValueError(f"{where} ({op.name}): params lack {missing[0]!r}; re-sample the record")
+                    raise DegradationsError(f"{where} ({op.name}): params lack {missing[0]!r}; re-sample the record")
     return records
 
 
@@ -362,7 +371,7 @@ def apply_params(
         return _apply_cpu(img, records)
     if backend == "torch":
         return _apply_torch(img, records)
-    raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    raise DegradationsError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
 
 def apply_op(
@@ -384,7 +393,7 @@ def apply_op(
 def _stack(outs: list[torch.Tensor]) -> torch.Tensor:
     shapes = {tuple(o.shape) for o in outs}
     if len(shapes) != 1:
-        raise ValueError(
+        raise DegradationsError(
             f"the degraded images have different sizes {sorted(shapes)}; add a 'resize' op to the pipeline "
             f"or apply the images one at a time"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from degradations.errors import DegradationsError
 from degradations.pipeline import Pipeline, PipelineConfig
 from degradations.registry import Registry
 from degradations.severity import Severity
@@ -24,7 +25,7 @@ def preset_config(name: str) -> PipelineConfig:
     path = Path(name) if name.endswith((".yaml", ".yml")) else PRESETS.get(name)
     config = PipelineConfig.from_yaml(path)
     if path.parent == PRESET_DIR and config.name != path.stem:
-        raise ValueError(f"{path}: 'name' is {config.name!r} but the file is {path.name}; make them agree")
+        raise DegradationsError(f"{path}: 'name' is {config.name!r} but the file is {path.name}; make them agree")
     return config
 
 

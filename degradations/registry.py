@@ -11,12 +11,14 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from degradations.errors import DegradationsError
+
 T = TypeVar("T")
 
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-\[\]]*$")
 
 
-class UnknownNameError(KeyError, ValueError):
+class UnknownNameError(DegradationsError, KeyError):
     """An unknown registry name; the message suggests the close matches."""
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from degradations.errors import DegradationsError
 from degradations.severity import Severity, severity_label
 
 SEED_BITS = 63  # seeds fit a signed 64-bit column (parquet, pandas)
@@ -18,7 +19,7 @@ def derive_seed(base_seed: int, dataset: str, image_id: str, severity: Severity 
     `severity_label`. Python's ``hash()`` is not used: it is salted per process.
     """
     if isinstance(base_seed, bool) or not isinstance(base_seed, int):
-        raise ValueError(f"base_seed must be an int, got {base_seed!r}")
+        raise DegradationsError(f"base_seed must be an int, got {base_seed!r}")
     key = json.dumps([base_seed, str(dataset), str(image_id), severity_label(severity)], ensure_ascii=False)
     digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"cfbench-deg-v1").digest()
     return int.from_bytes(digest, "big") >> (64 - SEED_BITS)

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from degradations.errors import DegradationsError
+
 Severity = int | float | str  # a level, a fraction, or "none"
 MAX_LEVEL = 4
 _EXAMPLE = "e.g. '0,1,2,3,4', 'none' or '0.5'"
@@ -24,25 +26,25 @@ def check_severity(value: Any, max_level: int = MAX_LEVEL) -> Severity:
     if isinstance(value, str):
         parsed = parse_severity(value, max_level)
         if len(parsed) != 1:
-            raise ValueError(f"expected one severity, got {value!r}; {_EXAMPLE}")
+            raise DegradationsError(f"expected one severity, got {value!r}; {_EXAMPLE}")
         return parsed[0]
     if isinstance(value, bool):
-        raise ValueError(f"severity must be a level, a fraction or 'none', got {value!r}; {_EXAMPLE}")
+        raise DegradationsError(f"severity must be a level, a fraction or 'none', got {value!r}; {_EXAMPLE}")
     if isinstance(value, int):
         if not 0 <= value <= max_level:
-            raise ValueError(f"severity level {value} is outside 0..{max_level}; {_EXAMPLE}")
+            raise DegradationsError(f"severity level {value} is outside 0..{max_level}; {_EXAMPLE}")
         return value
     if isinstance(value, float):
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"severity fraction {value} is outside [0, 1]; {_EXAMPLE}")
+            raise DegradationsError(f"severity fraction {value} is outside [0, 1]; {_EXAMPLE}")
         return value
-    raise ValueError(f"severity must be a level, a fraction or 'none', got {value!r}; {_EXAMPLE}")
+    raise DegradationsError(f"severity must be a level, a fraction or 'none', got {value!r}; {_EXAMPLE}")
 
 
 def parse_severity(spec: str, max_level: int = MAX_LEVEL) -> list[Severity]:
     """Parse a comma-separated severity spec such as ``"0,1,2,3,4"``, ``"none"`` or ``"0.5"`` into a list."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"empty severity spec {spec!r}; {_EXAMPLE}")
+        raise DegradationsError(f"empty severity spec {spec!r}; {_EXAMPLE}")
     out: list[Severity] = []
     for raw in spec.split(","):
         token = raw.strip().lower()
@@ -53,7 +55,7 @@ def parse_severity(spec: str, max_level: int = MAX_LEVEL) -> list[Severity]:
         elif _FLOAT.match(token):
             out.append(check_severity(float(token), max_level))
         else:
-            raise ValueError(
+            raise DegradationsError(
                 f"bad severity {raw.strip()!r} in {spec!r}: use levels 0..{max_level}, fractions in [0, 1] "
                 f"or 'none' separated by commas; {_EXAMPLE}"
             )
@@ -67,7 +69,7 @@ def severity_label(severity: Severity | None) -> str:
     if severity == "none":
         return "none"
     if isinstance(severity, bool) or not isinstance(severity, (int, float)):
-        raise ValueError(f"severity must be a level, a fraction or 'none', got {severity!r}; {_EXAMPLE}")
+        raise DegradationsError(f"severity must be a level, a fraction or 'none', got {severity!r}; {_EXAMPLE}")
     return str(severity) if isinstance(severity, int) else repr(float(severity))
 
 
@@ -93,7 +95,7 @@ def level_overrides(
     top = max(levels)
     if isinstance(severity, int):
         if severity not in levels:
-            raise ValueError(f"severity level {severity} is not defined (levels: 0..{top})")
+            raise DegradationsError(f"severity level {severity} is not defined (levels: 0..{top})")
         return {op: dict(fields) for op, fields in levels[severity].items()}
     pos = float(severity) * top
     lo = min(int(math.floor(pos)), top)

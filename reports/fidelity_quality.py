@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.eval import tables as fq_tables
+from cfbench.tabular import number, write_table_files
 from reports.load import Run, order_severities, run_protocol_line
 from reports.section import Figure, Section, Table
 from reports.style import (
@@ -226,7 +227,7 @@ def heatmap_figure(run: Run, frame: pd.DataFrame, ckpt: str, metric: str):
                 ax.text(
                     j,
                     i,
-                    f"{v:.{fq_tables._decimals(v)}f}",
+                    number(v),
                     ha="center",
                     va="center",
                     fontsize=6,
@@ -248,18 +249,12 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
     table = group_table(run, n_boot=n_boot)
     frame = table.frame
     writers = {"md": fq_tables.to_markdown, "csv": fq_tables.to_csv, "tex": fq_tables.to_latex}
-    paths = []
-    for ext, write in writers.items():
-        if ext in formats:
-            path = out_dir / f"fidelity_quality_table.{ext}"
-            from cfbench.atomic import atomic_write_bytes
-
-            atomic_write_bytes(path, write(table).encode())
-            paths.append(path)
+    texts = {ext: write(table) for ext, write in writers.items() if ext in formats}
+    paths = list(write_table_files(out_dir, "fidelity_quality_table", texts).values())
     # the page shows what the markdown file shows: the mean with its interval, the direction in the header
     shown = frame[["checkpoint", "severity", "w", "n_images"]].copy()
     for m in table.metrics:
-        cells = [fq_tables._cells(row, m) for _, row in frame.iterrows()]
+        cells = [fq_tables.metric_cell(row, m) for _, row in frame.iterrows()]
         shown[m.name] = [f"{v} [{ci}]" if ci else v for v, ci, _ in cells]
     best = {(i, m.name) for m in table.metrics for i in np.flatnonzero(frame[f"{m.name}_best"].to_numpy())}
     headers = {m.name: f"{m.name} {m.arrow}" for m in table.metrics}

@@ -24,8 +24,6 @@ from cfbench.eval.protocols import protocol_line
 from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, RUN_KIND
 
 REQUIRED_COLUMNS = ("checkpoint", "severity", "w", "image_id")
-POSE_COLUMNS = ("gt_yaw", "gt_pitch", "gt_roll")
-NON_METRIC = {"model_ms_per_face", *POSE_COLUMNS}
 
 
 @dataclass

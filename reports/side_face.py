@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cfbench.tabular import number
 from reports.fidelity_quality import pick
 from reports.grid import any_image, image_grid
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
 from reports.style import metric_label, metric_panels, save_figure, slug, w_colors, wants_figures
-from reports.tabular import ReportTable, number, write_table
+from reports.tabular import ReportTable, write_table
 
 EDGES = (0.0, 15.0, 30.0, 45.0, 60.0, math.inf)
 LABELS = ("0-15", "15-30", "30-45", "45-60", ">60")

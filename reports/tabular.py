@@ -1,6 +1,5 @@
-"""A small table type for the reports and its writers: markdown, CSV (plain numbers) and LaTeX booktabs, with
-cells marked best (bold) or second (underlined). The fidelity-vs-quality table itself is written by
-`cfbench.eval.tables`; this covers the reports' other tables with the same number formatting and escaping."""
+"""A small table type for the reports, with cells marked best (bold) or second (underlined), written as markdown, CSV
+(plain numbers) and LaTeX booktabs by `cfbench.tabular`, the writer of the fidelity-vs-quality table too."""
 
 from __future__ import annotations
 
@@ -12,10 +11,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from cfbench.atomic import atomic_write_bytes
-from cfbench.eval.tables import _decimals, _num, latex_escape, markdown_escape
-
-TABLE_FORMATS = ("md", "csv", "tex")
+from cfbench.tabular import (
+    MISSING,
+    TABLE_FORMATS,
+    csv_text,
+    latex_escape,
+    latex_header,
+    latex_table,
+    markdown_escape,
+    markdown_table,
+    number,
+    setting,
+    write_table_files,
+)
 
 
 @dataclass
@@ -35,86 +43,66 @@ class ReportTable:
         return self.headers.get(col, col)
 
     def cell(self, value, column: str | None = None) -> str:
+        """`value` as text: a w as typed, other floats as measured numbers, "–" for a missing value."""
         if column == "w" and isinstance(value, float) and math.isfinite(value):
-            return f"{value:g}"  # a fidelity weight is a setting, shown as typed (0.5), not as a measurement
+            return setting(value)  # a fidelity weight is a setting, shown as typed (0.5), not as a measurement
         if isinstance(value, float):
             return number(value)
         if isinstance(value, (int,)) and not isinstance(value, bool):
             return str(value)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "–"
+        if value is None:
+            return MISSING
         return str(value)
 
+    def right(self) -> list[bool]:
+        """Numeric columns right-aligned, the others left-aligned."""
+        return [pd.api.types.is_numeric_dtype(self.frame[c]) for c in self.frame.columns]
 
-def number(value: float) -> str:
-    """A measured value as every report table writes it (`cfbench.eval.tables` digits; – when not finite)."""
-    return _num(value, _decimals(value)) if math.isfinite(value) else "–"
+    def marked(self, i: int, column: str, text: str, best: str, second: str) -> str:
+        """`text` of cell (`i`, `column`) in the `best` or `second` format (with {} for the text) if it is marked."""
+        if (i, column) in self.best:
+            return best.format(text)
+        if (i, column) in self.second:
+            return second.format(text)
+        return text
 
 
 def to_markdown(t: ReportTable) -> str:
+    """The table in markdown: best in bold, second underlined, the note below."""
     cols = list(t.frame.columns)
-    numeric = [pd.api.types.is_numeric_dtype(t.frame[c]) for c in cols]
-    lines = [
-        "| " + " | ".join(markdown_escape(t.header(c)) for c in cols) + " |",
-        "|" + "|".join("---:" if n else ":---" for n in numeric) + "|",
+    rows = [
+        [t.marked(i, c, markdown_escape(t.cell(v, c)), "**{}**", "<u>{}</u>") for c, v in zip(cols, row, strict=True)]
+        for i, row in enumerate(t.frame.itertuples(index=False))
     ]
-    for i, row in enumerate(t.frame.itertuples(index=False)):
-        cells = []
-        for c, v in zip(cols, row, strict=True):
-            text = markdown_escape(t.cell(v, c))
-            if (i, c) in t.best:
-                text = f"**{text}**"
-            elif (i, c) in t.second:
-                text = f"<u>{text}</u>"
-            cells.append(text)
-        lines.append("| " + " | ".join(cells) + " |")
-    if t.note:
-        lines += ["", t.note]
-    return "\n".join(lines) + "\n"
+    return markdown_table([markdown_escape(t.header(c)) for c in cols], t.right(), rows, [t.note] if t.note else [])
 
 
 def to_csv(t: ReportTable) -> str:
-    return t.frame.to_csv(index=False, lineterminator="\n")
+    """The table's values as CSV (numbers unformatted)."""
+    return csv_text(t.frame)
 
 
 def to_latex(t: ReportTable) -> str:
+    """The table as a booktabs tabular: best in bold, second underlined, a \\midrule before each block."""
     cols = list(t.frame.columns)
-    spec = "".join("r" if pd.api.types.is_numeric_dtype(t.frame[c]) else "l" for c in cols)
-    lines = []
-    if t.note:
-        lines.append("% " + t.note.replace("↑", "(up)").replace("↓", "(down)").replace("\n", " "))
-    lines += [f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(_tex_header(t.header(c)) for c in cols) + r" \\"]
-    lines.append(r"\midrule")
+    blocks: list[list[list[str]]] = [[]]
     for i, row in enumerate(t.frame.itertuples(index=False)):
         if i in t.rule_before and i > 0:
-            lines.append(r"\midrule")
-        cells = []
-        for c, v in zip(cols, row, strict=True):
-            text = latex_escape(t.cell(v, c)).replace("–", "--")
-            if (i, c) in t.best:
-                text = f"\\textbf{{{text}}}"
-            elif (i, c) in t.second:
-                text = f"\\underline{{{text}}}"
-            cells.append(text)
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def _tex_header(text: str) -> str:
-    return latex_escape(text).replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$").replace("°", r"$^\circ$")
+            blocks.append([])
+        blocks[-1].append(
+            [
+                t.marked(i, c, latex_escape(t.cell(v, c)), "\\textbf{{{}}}", "\\underline{{{}}}")
+                for c, v in zip(cols, row, strict=True)
+            ]
+        )
+    return latex_table([latex_header(t.header(c)) for c in cols], t.right(), blocks, comment=t.note)
 
 
 def write_table(t: ReportTable, out_dir: str | os.PathLike, stem: str, formats: Sequence[str]) -> list[Path]:
     """`stem`.md/.csv/.tex (those in `formats`) in `out_dir`, each written atomically."""
     writers = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
-    out = []
-    for ext in TABLE_FORMATS:
-        if ext in formats:
-            path = Path(out_dir) / f"{stem}.{ext}"
-            atomic_write_bytes(path, writers[ext](t).encode())
-            out.append(path)
-    return out
+    texts = {ext: writers[ext](t) for ext in TABLE_FORMATS if ext in formats}
+    return list(write_table_files(out_dir, stem, texts).values())
 
 
 def rank_marks(values: Sequence[float], higher_is_better: bool) -> tuple[list[int], list[int]]:

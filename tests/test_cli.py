@@ -143,3 +143,63 @@ def test_eval_baseline_and_regress_flags_are_the_sweep_config_fields():
     assert params("baseline") - {"out", "config"} < fields and "skip_missing" not in params("baseline")
     assert params("regress") - {"baseline", "tolerances", "report_md", "junit"} < fields
     assert "skip_missing" not in params("regress")
+
+
+def _boom(*args, **kwargs):
+    return 1 / 0
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_programming_error_is_an_internal_error_with_a_logged_traceback(tmp_path, monkeypatch, capsys, debug):
+    from cfbench.cli import degrade
+    from cfbench.errors import EXIT_INTERNAL
+    from cfbench.weights import cfbench_home
+
+    monkeypatch.setattr(degrade, "list_images", _boom)
+    if debug:
+        monkeypatch.setenv("CFBENCH_DEBUG", "1")
+    assert main(["degrade", str(tmp_path), "--out", str(tmp_path / "o")]) == EXIT_INTERNAL == 3
+    err = capsys.readouterr().err
+    logs = list((cfbench_home() / "logs").glob("internal-*.log"))
+    assert len(logs) == 1
+    log = logs[0].read_text()
+    assert "Traceback" in log and "ZeroDivisionError" in log and "_boom" in log and "cfbench degrade" in log
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("internal error, please report it") and str(logs[0]) in last
+    assert "ZeroDivisionError: division by zero" in last
+    if debug:
+        assert "Traceback" in err and "_boom" in err
+    else:
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_a_plain_value_error_is_internal_not_bad_input(tmp_path, monkeypatch, capsys):
+    from cfbench.cli import degrade
+
+    def fail(*args, **kwargs):
+        raise ValueError("a bug, not the user's input")
+
+    monkeypatch.setattr(degrade, "list_images", fail)
+    assert main(["degrade", str(tmp_path), "--out", str(tmp_path / "o")]) == 3
+    assert capsys.readouterr().err.startswith("internal error")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_user_mistake_exits_2_with_one_line(tmp_path, monkeypatch, capsys, debug):
+    from cfbench.weights import cfbench_home
+
+    if debug:
+        monkeypatch.setenv("CFBENCH_DEBUG", "1")
+    assert main(["degrade", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: GT folder")
+    assert ("Traceback" in err) == debug and (len(err.strip().splitlines()) == 1) != debug
+    assert not (cfbench_home() / "logs").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "stage1", "--config"], ["eval", "--config"]])
+def test_a_malformed_yaml_config_is_bad_input(tmp_path, capsys, command):
+    (tmp_path / "bad.yaml").write_text("foo: [")
+    assert main([*command, str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.yaml is not valid YAML" in err

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cfbench.cli.common import console, pick_device, progress
+from cfbench.errors import BadInputError
 from degradations import BACKENDS, list_presets, parse_severity
 from degradations.folder import PARAMS_FILE, degrade_folder, list_images
 
@@ -45,14 +46,14 @@ def degrade_command(
     """Degrade GT faces into LQ PNGs and params.jsonl; re-running completes an existing --out folder."""
     levels = parse_severity(severity) if severity is not None else None
     if levels is not None and len(levels) != 1:
-        raise ValueError(f"--severity takes one severity per run, got {severity!r}; run once per level")
+        raise BadInputError(f"--severity takes one severity per run, got {severity!r}; run once per level")
     sev = levels[0] if levels else None
     if preset is None:
         preset = LEVELED_PRESET if sev not in (None, "none") else DEFAULT_PRESET
     if backend not in BACKENDS:
-        raise ValueError(f"unknown --backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        raise BadInputError(f"unknown --backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == "cpu" and device not in ("auto", "cpu"):
-        raise ValueError(f"--device {device} needs --backend torch (the cpu backend runs on the cpu)")
+        raise BadInputError(f"--device {device} needs --backend torch (the cpu backend runs on the cpu)")
     dev = pick_device(device) if backend == "torch" else "cpu"
     total = len(list_images(gt_dir))
     start = time.perf_counter()

@@ -32,11 +32,6 @@ def demo_lq_paths() -> list[Path]:
     return sorted(demo_dir().glob("*.png"))
 
 
-def demo_gt_paths() -> list[Path]:
-    """Paths of the bundled aligned 512x512 GT faces, sorted by name."""
-    return sorted((demo_dir() / "gt").glob("*.png"))
-
-
 def demo_dataset() -> SourceDataset:
     folder = demo_dir() / "gt"
     return SourceDataset(

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import DEMO_PROTOCOL, Protocol, get_protocol, protocol_for_dataset
+from cfbench.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -86,10 +85,7 @@ def read_sweep_yaml(path: str | os.PathLike) -> dict[str, Any]:
             f"sweep config not found: {path}; give a YAML file of sweep options (a protocol is chosen with "
             "--protocol NAME or --dataset NAME, see `cfbench protocols list`)"
         )
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, "sweep config") or {}
     if not isinstance(data, dict):
         raise BadInputError(f"{path} must be a YAML mapping of sweep options")
     unknown = sorted(set(data) - set(_FIELDS))

@@ -27,8 +27,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cfbench.atomic import atomic_write_bytes
+from cfbench.errors import BadInputError
 from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
+from cfbench.tabular import (
+    csv_text,
+    decimals,
+    latex_escape,
+    latex_header,
+    latex_table,
+    markdown_escape,
+    markdown_table,
+    number,
+    setting,
+    write_table_files,
+)
 
 PER_IMAGE = "per-image"
 DISTRIBUTION = "distribution"
@@ -107,9 +119,9 @@ def build_table(
     """The table from results.parquet and groups.parquet (frames or paths). `directions` maps each metric column
     to show, in order, to higher_is_better; metrics in it that neither file has are listed in `skipped`."""
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise BadInputError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+        raise BadInputError(f"n_boot must be >= 1, got {n_boot}")
     results, groups = _read(results), _read(groups)
     metrics: list[TableMetric] = []
     skipped: list[str] = []
@@ -164,124 +176,69 @@ def load_table(run_dir: str | os.PathLike, directions: Mapping[str, bool], **kwa
 # ------------------------------------------------------------------------------------------------ formatting
 
 
-def _decimals(x: float) -> int:
-    """About four significant digits, at most four decimals: 31.52, 0.8123, 123.5, 1234."""
-    if not math.isfinite(x) or x == 0:
-        return 4
-    return int(min(4, max(0, 3 - math.floor(math.log10(abs(x))))))
-
-
-def _num(x: float, decimals: int) -> str:
-    return f"{x:.{decimals}f}" if math.isfinite(x) else "–"
-
-
-def _w(w: float) -> str:
-    return f"{w:g}"
-
-
-def _cells(row: pd.Series, m: TableMetric) -> tuple[str, str | None, bool]:
-    """(value, interval or None, is best) as plain text."""
+def metric_cell(row: pd.Series, m: TableMetric) -> tuple[str, str | None, bool]:
+    """The cell of metric `m` in a row of `FidelityTable.frame`: (value, interval or None, is best) as plain text."""
     value = float(row[m.name])
-    d = _decimals(value)
+    d = decimals(value)
     ci = None
     if m.kind == PER_IMAGE and math.isfinite(value):
-        ci = f"{_num(float(row[f'{m.name}_ci_low']), d)}, {_num(float(row[f'{m.name}_ci_high']), d)}"
-    return _num(value, d), ci, bool(row[f"{m.name}_best"])
+        ci = f"{number(float(row[f'{m.name}_ci_low']), d)}, {number(float(row[f'{m.name}_ci_high']), d)}"
+    return number(value, d), ci, bool(row[f"{m.name}_best"])
 
 
-_MD_SPECIAL = {"\\": "\\\\", "|": "\\|", "*": "\\*", "`": "\\`"}
-
-
-def markdown_escape(text: str) -> str:
-    return "".join(_MD_SPECIAL.get(c, c) for c in str(text))
+def _right(table: FidelityTable) -> list[bool]:
+    """Checkpoint and severity left-aligned, w, n and the metrics right-aligned."""
+    return [False, False, True, True] + [True] * len(table.metrics)
 
 
 def to_markdown(table: FidelityTable) -> str:
+    """The table in markdown: the best values in bold, each interval in brackets, the note and skipped metrics."""
     header = ["checkpoint", "severity", "w", "n"] + [f"{markdown_escape(m.name)} {m.arrow}" for m in table.metrics]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---", ":---", "---:", "---:"] + ["---:"] * len(table.metrics)) + "|",
-    ]
+    rows = []
     for _, row in table.frame.iterrows():
-        cells = [markdown_escape(row["checkpoint"]), markdown_escape(row["severity"]), _w(row["w"]), str(row[N_IMAGES])]
+        cells = [markdown_escape(row["checkpoint"]), markdown_escape(row["severity"]), setting(row["w"])]
+        cells.append(str(row[N_IMAGES]))
         for m in table.metrics:
-            value, ci, best = _cells(row, m)
+            value, ci, best = metric_cell(row, m)
             value = f"**{value}**" if best else value
             cells.append(f"{value} [{ci}]" if ci else value)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", table.note()]
+        rows.append(cells)
+    notes = [table.note()]
     if table.skipped:
-        lines.append(f"Not measured in this run: {', '.join(markdown_escape(s) for s in table.skipped)}.")
-    return "\n".join(lines) + "\n"
+        notes.append(f"Not measured in this run: {', '.join(markdown_escape(s) for s in table.skipped)}.")
+    return markdown_table(header, _right(table), rows, notes)
 
 
 def to_csv(table: FidelityTable) -> str:
+    """The table's numbers: per metric its value, ``_ci_low``, ``_ci_high`` and ``_best`` columns."""
     columns = ["checkpoint", "severity", "w", N_IMAGES]
     for m in table.metrics:
         columns += [m.name, f"{m.name}_ci_low", f"{m.name}_ci_high", f"{m.name}_best"]
-    return table.frame[columns].to_csv(index=False, lineterminator="\n")
-
-
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    # a cell that starts with [ right after \\ or \midrule would be read as their optional argument
-    "[": "{[}",
-    "]": "{]}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """`text` as literal LaTeX text: the ten special characters, and brackets braced."""
-    return "".join(_TEX_SPECIAL.get(c, c) for c in str(text))
+    return csv_text(table.frame[columns])
 
 
 def to_latex(table: FidelityTable) -> str:
     """A booktabs tabular (needs ``\\usepackage{booktabs}``); a \\midrule between checkpoint/severity blocks."""
-    spec = "llrr" + "r" * len(table.metrics)
-    up, down = r"$\uparrow$", r"$\downarrow$"
-    header = ["checkpoint", "severity", "$w$", "$n$"] + [
-        f"{latex_escape(m.name)} {up if m.higher_is_better else down}" for m in table.metrics
-    ]
-    lines = [
-        "% " + table.note().replace("↑", "(up)").replace("↓", "(down)"),
-        f"\\begin{{tabular}}{{{spec}}}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-    ]
+    header = ["checkpoint", "severity", "$w$", "$n$"] + [latex_header(f"{m.name} {m.arrow}") for m in table.metrics]
+    blocks = []
     for _key, block in table.blocks():
-        lines.append(r"\midrule")
+        rows = []
         for _, row in block.iterrows():
-            cells = [latex_escape(row["checkpoint"]), latex_escape(row["severity"]), _w(row["w"]), str(row[N_IMAGES])]
+            cells = [latex_escape(row["checkpoint"]), latex_escape(row["severity"]), setting(row["w"])]
+            cells.append(str(row[N_IMAGES]))
             for m in table.metrics:
-                value, ci, best = _cells(row, m)
+                value, ci, best = metric_cell(row, m)
                 value = f"\\textbf{{{value}}}" if best else value
-                value = value.replace("–", "--")
                 cells.append(f"{value}\\,{{\\scriptsize {{[}}{ci}{{]}}}}" if ci else value)
-            lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+            rows.append(cells)
+        blocks.append(rows)
+    return latex_table(header, _right(table), blocks, comment=table.note())
 
 
 def write_tables(table: FidelityTable, out_dir: str | os.PathLike) -> dict[str, Path]:
     """table.md, table.csv and table.tex in `out_dir`, each written atomically."""
-    out_dir = Path(out_dir)
-    paths = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex"}
-    atomic_write_bytes(paths["md"], to_markdown(table).encode())
-    atomic_write_bytes(paths["csv"], to_csv(table).encode())
-    atomic_write_bytes(paths["tex"], to_latex(table).encode())
-    return paths
+    texts = {"md": to_markdown(table), "csv": to_csv(table), "tex": to_latex(table)}
+    return write_table_files(out_dir, "table", texts)
 
 
 def terminal_rows(table: FidelityTable) -> tuple[list[str], list[list[str]]]:
@@ -291,9 +248,9 @@ def terminal_rows(table: FidelityTable) -> tuple[list[str], list[list[str]]]:
     headers = ["checkpoint", "severity", "w", "n"] + [f"{escape(m.name)} {m.arrow}" for m in table.metrics]
     rows = []
     for _, row in table.frame.iterrows():
-        cells = [escape(str(row["checkpoint"])), escape(str(row["severity"])), _w(row["w"]), str(row[N_IMAGES])]
+        cells = [escape(str(row["checkpoint"])), escape(str(row["severity"])), setting(row["w"]), str(row[N_IMAGES])]
         for m in table.metrics:
-            value, ci, best = _cells(row, m)
+            value, ci, best = metric_cell(row, m)
             value = f"[bold]{value}[/bold]" if best else value
             cells.append(f"{value} [dim]{escape(f'[{ci}]')}[/dim]" if ci else value)
         rows.append(cells)
@@ -326,9 +283,8 @@ __all__ = [
     "TableMetric",
     "bootstrap_interval",
     "build_table",
-    "latex_escape",
     "load_table",
-    "markdown_escape",
+    "metric_cell",
     "rich_table",
     "terminal_rows",
     "to_csv",

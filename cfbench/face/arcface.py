@@ -1,26 +1,12 @@
-"""ArcFace ResNet-18 of the GFPGAN / VQFR identity protocol ("Deg."), our own module with the same state_dict.
+"""ArcFace ResNet-18 of the GFPGAN / VQFR identity protocol ("Deg."): GFPGAN's `ResNetArcFace(block='IRBlock',
+layers=[2, 2, 2, 2], use_se=False)` (a port of ronghuaiyang/arcface-pytorch `resnet_face18`), our own module with
+the same state_dict, checked key for key against tests/data/faces_analysis/manifest_arcface_resnet18.json.
 
-Architecture (facts from GFPGAN `ResNetArcFace(block='IRBlock', layers=[2, 2, 2, 2], use_se=False)`, a port of
-ronghuaiyang/arcface-pytorch `resnet_face18`; checked key for key and shape for shape against
-shared/reference/manifest_arcface_resnet18.json by the tests): input 1x128x128 gray in [-1, 1]; stem conv 3x3
-1->64 (no bias), BN, PReLU (one parameter), max-pool 2x2; four stages of two IRBlocks (64, 128, 256, 512 channels,
-strides 1, 2, 2, 2; 64 -> 8 pixels); IRBlock = BN -> conv 3x3 (in->in) -> BN -> PReLU -> conv 3x3 (in->out, stride)
--> BN, plus the shortcut (1x1 conv + BN where the shape changes), then the same PReLU; head BN(512) -> dropout (off
-in eval) -> flatten 32768 -> Linear(32768, 512) -> BN1d(512). The 512-D output is not L2-normalised.
-
-Weights: `arcface_resnet18` of the weights registry (GFPGAN's release `arcface_resnet18.pth`); VQFR's
-`resnet18_110.pth` holds the same keys with a `module.` prefix (stripped here, strict load). That the two files hold
-the same weights is not verified.
-
-Preprocessing variants (`PREPROCESS`), named, because they give different numbers:
-
-- `vqfr` (default; the VQFR paper numbers, `metric_paper/calculate_cos_dist.py`): the [0, 1] image is rounded to
-  uint8 (as when saved as PNG), converted to gray with OpenCV's fixed-point 0.299 R + 0.587 G + 0.114 B
-  (`cv2.cvtColor`; VQFR reads the file with `cv2.imread(path, 0)`, whose PNG gray differs from cvtColor by at most
-  1 level on some pixels, and for JPEG files is the JPEG Y plane), resized to 128x128 with `cv2.resize`
-  INTER_LINEAR (no antialiasing), then (x - 127.5) / 127.5.
-- `gfpgan` (GFPGAN's `gray_resize_for_identity`, training loss): float [-1, 1] RGB -> gray 0.2989 R + 0.5870 G +
-  0.1140 B -> `F.interpolate` to 128x128, bilinear, align_corners=False; no rounding.
+Network input: (N, 1, 128, 128) gray in [-1, 1]; output: (N, 512) embeddings, not L2-normalised. Weights:
+`arcface_resnet18` (GFPGAN's release; VQFR's `resnet18_110.pth` with its `module.` prefix also loads, strictly).
+Preprocessing variants (`PREPROCESS`), named because they give different numbers: `vqfr` (default, the VQFR paper
+numbers: uint8, OpenCV gray, cv2 INTER_LINEAR resize) and `gfpgan` (GFPGAN's training-loss gray and bilinear
+resize, no rounding). The architecture and the variants in detail: docs/face/arcface.md.
 """
 
 from __future__ import annotations
@@ -93,7 +79,7 @@ class ResNetArcFace(nn.Module):
 
 
 def preprocess_vqfr(images: torch.Tensor) -> torch.Tensor:
-    """`vqfr` variant (module docstring): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
+    """`vqfr` variant (docs/face/arcface.md): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
     u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     out = []
     for img in u8:
@@ -107,7 +93,7 @@ GFPGAN_GRAY = (0.2989, 0.5870, 0.1140)
 
 
 def preprocess_gfpgan(images: torch.Tensor) -> torch.Tensor:
-    """`gfpgan` variant (module docstring): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
+    """`gfpgan` variant (docs/face/arcface.md): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
     x = images.float() * 2 - 1
     w = torch.tensor(GFPGAN_GRAY, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     gray = (x * w).sum(1, keepdim=True)

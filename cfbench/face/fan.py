@@ -1,34 +1,13 @@
-"""AdaptiveWing FAN (WFLW, 98 landmarks) of the VQFR landmark-distance protocol ("LMD"), our own module with the same
-state_dict as the published checkpoint.
+"""AdaptiveWing FAN (WFLW, 98 landmarks; Wang et al., "Adaptive Wing Loss for Robust Face Alignment via Heatmap
+Regression", ICCV 2019) of the VQFR landmark-distance protocol ("LMD"), our own module with the state_dict of
+facexlib's `alignment_WFLW_4HG.pth` (weights `fan_wflw`), checked key for key against
+tests/data/faces_analysis/manifest_fan_wflw.json.
 
-Architecture (facts from xinntao/facexlib `facexlib/alignment/awing_arch.py` @260620a, `FAN(num_modules=4,
-num_landmarks=98)`, whose module tree equals TencentARC/VQFR `vqfr/archs/awing_arch.py`; checked key for key, shape
-for shape and in order against shared/reference/manifest_fan_wflw.json by the tests; Wang et al., "Adaptive Wing
-Loss for Robust Face Alignment via Heatmap Regression", ICCV 2019):
-
-- input (N, 3, 256, 256) RGB in [0, 1];
-- stem: CoordConv 7x7 stride 2 (3 image channels + 2 coordinate channels + 1 radius channel -> 64) -> BN -> ReLU ->
-  ConvBlock(64, 128) -> avg-pool 2 -> ConvBlock(128, 128) -> ConvBlock(128, 256), at 64x64;
-- 4 stacked modules, each: CoordConv 1x1 (256 + 3 coordinate channels, + 2 boundary channels from the second module
-  on -> 256) -> hourglass of depth 4 (average pooling down, nearest upsampling) -> ConvBlock -> 1x1 conv -> BN ->
-  ReLU -> 1x1 conv to 99 heatmaps (98 WFLW points + 1 boundary map); between modules the features and the heatmaps
-  (through 1x1 convs) are added back to the module input;
-- ConvBlock(in, out): three pre-activated (BN, ReLU) 3x3 convs without bias of out/2, out/4, out/4 channels,
-  concatenated, plus the input (through BN, ReLU, 1x1 conv when in != out);
-- coordinate channels: the first is the row index and the second the column index (in that order, as upstream's
-  `AddCoordsTh`, whose "xx" channel runs along the height), each scaled to [-1, 1]; the radius channel is
-  sqrt(a^2 + b^2) / sqrt(2); the boundary channels are those two coordinates where the previous module's boundary
-  heatmap (clamped to [0, 1]) exceeds 0.05, else 0.
-
-Weights: `fan_wflw` of the weights registry (`alignment_WFLW_4HG.pth`, facexlib release v0.1.0), loaded as
-`torch.load(path, weights_only=True)["state_dict"]`, strict.
-
-Preprocessing and decoding (`FAN.get_landmarks` and `calculate_points` upstream): the whole image, no detection or
-crop; rounded to uint8 (as the PNG the protocol reads), `cv2.resize` to 256x256 with INTER_LINEAR, / 255. The last
-module's 98 landmark heatmaps (64x64) are decoded by `decode_heatmaps` (quirks documented there); coordinates are in
-pixels of the input image (x * W / 64, y * H / 64). Differences from upstream: the network runs batched (upstream
-decodes one image at a time; the per-image quirks stay per image here, so results do not depend on the batch), and a
-peak in the last heatmap pixel does not crash (upstream indexes one past the end).
+`FAN`: input (N, 3, 256, 256) RGB in [0, 1]; output a list of the 4 modules' heatmaps, each (N, 99, 64, 64) (98
+points and a boundary map). `FanLandmarks.landmarks`: whole images (no detection), rounded to uint8, resized to
+256 with cv2 INTER_LINEAR, decoded with upstream's quirks (`decode_heatmaps`) to (N, 98, 2) float64 (x, y) in the
+input's pixels; results do not depend on the batch. The architecture, the preprocessing and the differences from
+upstream in detail: docs/face/fan.md.
 """
 
 from __future__ import annotations
@@ -83,7 +62,7 @@ class CoordConv(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    """Pre-activated multi-scale residual block (see the module docstring)."""
+    """Pre-activated multi-scale residual block (see docs/face/fan.md)."""
 
     def __init__(self, in_planes: int, out_planes: int) -> None:
         super().__init__()
@@ -240,7 +219,7 @@ def decode_heatmaps(heatmaps: torch.Tensor, width: float, height: float) -> torc
 
 
 class FanLandmarks:
-    """98 WFLW landmarks of whole face images with the VQFR protocol (module docstring).
+    """98 WFLW landmarks of whole face images with the VQFR protocol (docs/face/fan.md).
 
     `landmarks(images)`: (N, 3, H, W) RGB in [0, 1] -> (N, 98, 2) float64 (x, y) in pixels of the input image (the
     protocol's inputs are 512x512). Runs `batch_size` images per forward pass on `device`.

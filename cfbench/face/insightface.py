@@ -1,24 +1,13 @@
 """insightface ArcFace embeddings (`buffalo_l` pack, `w600k_r50.onnx`: ResNet-50 trained on WebFace600K, 512-D)
-through onnxruntime, for `identity_cos[insightface]` and `deg[insightface]`.
+through onnxruntime, for `identity_cos[insightface]` and `deg[insightface]` (deepinsight/insightface
+`model_zoo/arcface_onnx.py`, `utils/face_align.py`).
 
-Facts from deepinsight/insightface (python-package `insightface/model_zoo/arcface_onnx.py` and
-`insightface/utils/face_align.py`):
-
-- the face is warped to 112x112 by the similarity transform that maps its five points onto the ArcFace template
-  `ARCFACE_TEMPLATE_112` (the least-squares fit of Umeyama, as `skimage.transform.SimilarityTransform.estimate`;
-  `cv2.warpAffine`, bilinear, black border);
-- the network input is (N, 3, 112, 112) float32 RGB, (x - 127.5) / 127.5 (upstream's `cv2.dnn.blobFromImages` with
-  mean 127.5, scale 1 / 127.5 and `swapRB` on a BGR crop; the pack's models without their own normalisation nodes);
-- the output is the 512-D embedding, compared by cosine similarity.
-
-The five points: insightface finds them with its SCRFD detector (`det_10g.onnx`). cfbench's per-image metrics take
-FFHQ-aligned faces (the benchmark's contract), so here the five points are the FFHQ template
-(`cfbench.face.align.FFHQ_TEMPLATE_512`) scaled to the image size: no detection, no missing rows, and the same crop
-for the restored image and its GT. This differs from insightface's `FaceAnalysis` pipeline on faces whose detected
-points are off the template (side faces).
-
-onnxruntime is imported only when an embedder is built; without it, or without the weights file, the error says
-what to install or where to put the file (`cfbench.weights`: `insightface_w600k_r50`).
+Input: FFHQ-aligned faces (the benchmark's contract); their five points are the FFHQ template scaled to the image
+(no detection, no missing rows, the same crop for the restored image and its GT), warped to the 112x112 ArcFace
+template, fed as (N, 3, 112, 112) float32 RGB (x - 127.5) / 127.5. Output: the 512-D embeddings, compared by cosine.
+Differs from insightface's `FaceAnalysis` (SCRFD points) on faces whose points are off the template (side faces).
+onnxruntime and the weights (`insightface_w600k_r50`) are needed only when an embedder is built; without them the
+error says what to install or where to put the file. Details: docs/face/insightface.md.
 """
 
 from __future__ import annotations
@@ -85,7 +74,7 @@ def _import_onnxruntime() -> Any:
 
 
 class InsightFaceEmbedder:
-    """ArcFace embeddings of FFHQ-aligned faces with `w600k_r50.onnx` (module docstring).
+    """ArcFace embeddings of FFHQ-aligned faces with `w600k_r50.onnx` (docs/face/insightface.md).
 
     `embed(images)`: (N, 3, H, W) float RGB in [0, 1] -> (N, 512) float64. `model_path`: an ONNX file to use instead
     of the registered one (tests).

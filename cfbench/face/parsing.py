@@ -1,39 +1,13 @@
-"""Face parsing for paste-back masks: ParseNet (19 CelebAMask-HQ classes at 512x512), the parsing network of
-CodeFormer's `FaceRestoreHelper(use_parse=True)` (facexlib `init_parsing_model("parsenet")`), our own module with the
-state_dict of facexlib's `parsing_parsenet.pth`; and the face mask CodeFormer builds from its classes.
+"""Face parsing for paste-back masks: ParseNet (19 CelebAMask-HQ classes at 512x512; xinntao/facexlib 0.3.0
+`ParseNet(in_size=512, out_size=512, parsing_ch=19)`, from PSFRGAN, Chen et al. CVPR 2021), the parsing network of
+CodeFormer's `FaceRestoreHelper(use_parse=True)`, our own module with the state_dict of facexlib's
+`parsing_parsenet.pth` (weights `parsing_parsenet`, sha256 pinned); and the face mask CodeFormer builds from it.
 
-Architecture (facts from xinntao/facexlib 0.3.0 `facexlib/parsing/parsenet.py`, `ParseNet(in_size=512,
-out_size=512, parsing_ch=19)`, itself from chaofengc/PSFRGAN (Chen et al., "Progressive Semantic-Aware Style
-Transformation for Blind Face Restoration", CVPR 2021); checked key for key against
-tests/data/faces_analysis/manifest_parsenet.json, and output for output against facexlib's module when installed):
-
-- every conv is 3x3 with reflection padding 1 (`conv2d`); "plain" means with bias, no norm, no activation; otherwise
-  BatchNorm follows (`norm.norm`; the conv then has no bias), then LeakyReLU(0.2) where stated;
-- `encoder`: a plain conv 3 -> 64, then four down blocks 64 -> 128 -> 256 -> 256 -> 256 (channels clipped to
-  [32, 256]), each halving the size (512 -> 32);
-- `body`: ten residual blocks 256 -> 256 with identity shortcuts; the body's output is added to its input;
-- `decoder`: four up blocks 256 -> 256 -> 256 -> 128 -> 64, each doubling the size (32 -> 512);
-- a residual block is shortcut(x) + conv2(conv1(x)), conv1 = conv + BN + LeakyReLU, conv2 = conv + BN. A down block
-  strides conv2 by 2 and its shortcut is a plain conv with stride 2; an up block upsamples (nearest, x2) before conv1
-  and before its shortcut, a plain conv (`shortcut_func`);
-- heads: `out_mask_conv`, plain conv 64 -> 19 (the class logits), and `out_img_conv`, plain conv 64 -> 3 (PSFRGAN's
-  image output, unused for masks).
-
-Input: (N, 3, H, W) RGB normalized with mean 0.5 and std 0.5 ([0, 1] -> [-1, 1]), H and W multiples of 16 (512 for
-the released weights); output: logits (N, 19, H, W) and the image (N, 3, H, W).
-
-Classes, in ParseNet's order (facexlib names none; this is the label list of PSFRGAN's and GPEN's `face_parse` for
-the same network): 0 background, 1 skin, 2 nose, 3 eyeglasses, 4 left eye, 5 right eye, 6 left brow, 7 right brow,
-8 left ear, 9 right ear, 10 mouth, 11 upper lip, 12 lower lip, 13 hair, 14 hat, 15 earring, 16 necklace, 17 neck,
-18 cloth.
-
-The face mask (`class_mask`, CodeFormer's `paste_faces_to_input_image` with use_parse): 1 on the classes
-`FACE_CLASSES` (1-13 and 15), 0 on background, hat, necklace, neck and cloth; at 512x512, Gaussian-blurred twice
-(101x101, sigma 11, OpenCV's default reflect-101 border), then a 10-pixel frame set to 0. `FaceParser.masks` parses
-a restored crop resized to 512 (bilinear) and resizes the mask back to the crop's size (bilinear); the paste-back
-(`cfbench.face.align.paste_back`) warps it back bicubically and takes its elementwise minimum with the soft mask.
-Unlike CodeFormer, the crop is parsed as float (not after rounding to uint8). Weights: `parsing_parsenet` of the
-weights registry (facexlib release v0.2.2, sha256 pinned).
+`ParseNet`: input (N, 3, H, W) RGB in [-1, 1], H and W multiples of 16 (512 for the released weights); output the
+class logits (N, 19, H, W) and PSFRGAN's image (N, 3, H, W). `FaceParser.masks`: the soft face mask of each restored
+crop (float in [0, 1], the crop's size; `FACE_CLASSES` blurred twice, a 10-pixel frame zeroed). Tolerance: logits
+and image within 1e-5 of facexlib's module (tests/face/test_parsing.py). The architecture, the class list and the
+mask recipe in detail: docs/face/parsing.md.
 """
 
 from __future__ import annotations
@@ -108,7 +82,7 @@ class ConvLayer(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """shortcut(x) + conv2(conv1(x)); `scale` 'down' halves, 'up' doubles the size (module docstring)."""
+    """shortcut(x) + conv2(conv1(x)); `scale` 'down' halves, 'up' doubles the size (docs/face/parsing.md)."""
 
     def __init__(self, cin: int, cout: int, scale: str = "none") -> None:
         super().__init__()
@@ -158,7 +132,7 @@ def preprocess(faces: torch.Tensor) -> torch.Tensor:
 
 def class_mask(labels: np.ndarray) -> np.ndarray:
     """The blurred face mask (H, W) float32 in [0, 1] of a class map `labels` (H, W) (512x512 for CodeFormer's
-    blur and frame sizes; module docstring)."""
+    blur and frame sizes; docs/face/parsing.md)."""
     if labels.ndim != 2:
         raise BadInputError(f"expected a (H, W) class map; got shape {labels.shape}")
     mask = np.isin(labels, FACE_CLASSES).astype(np.float64)
@@ -179,7 +153,7 @@ def _as_unit_float(faces: np.ndarray) -> np.ndarray:
 
 
 class FaceParser:
-    """ParseNet on aligned face crops: class maps and CodeFormer's face masks (module docstring). `state_dict`:
+    """ParseNet on aligned face crops: class maps and CodeFormer's face masks (docs/face/parsing.md). `state_dict`:
     weights to use instead of the registered file."""
 
     def __init__(self, device: str | torch.device = "cpu", state_dict: dict[str, torch.Tensor] | None = None) -> None:

@@ -1,38 +1,12 @@
-"""RetinaFace (ResNet-50) face detection with five landmarks, the detector of CodeFormer's whole-photo pipeline
-(facexlib `init_detection_model("retinaface_resnet50")`), our own module with the same state_dict as facexlib's
-`detection_Resnet50_Final.pth`.
+"""RetinaFace (ResNet-50) face detection with five landmarks (Deng et al., CVPR 2020), the detector of CodeFormer's
+whole-photo pipeline (facexlib `init_detection_model("retinaface_resnet50")`, xinntao/facexlib 0.3.0), our own module
+with the state_dict of facexlib's `detection_Resnet50_Final.pth` (weights `retinaface_resnet50`, sha256 pinned).
 
-Architecture (facts from xinntao/facexlib 0.3.0 `facexlib/detection/retinaface.py` and `retinaface_net.py`, config
-"Resnet50", itself from biubug6/Pytorch_Retinaface; Deng et al., "RetinaFace: Single-stage Dense Face Localisation
-in the Wild", CVPR 2020; checked key for key and shape for shape against
-tests/data/faces_analysis/manifest_retinaface_resnet50.json, and output for output against facexlib's module when
-it is installed):
-
-- input (N, 3, H, W) BGR float, 0-255 minus the per-channel mean (104, 117, 123) for (B, G, R), any H and W;
-- `body`: the torchvision ResNet-50 up to layer4 (no pooling or classifier); the outputs of layer2, layer3 and
-  layer4 (512, 1024, 2048 channels at strides 8, 16, 32, spatial size ceil(H / stride) x ceil(W / stride));
-- `fpn`: 1x1 conv + BN + ReLU of each to 256 channels (`output1..3`); top-down, the coarser map is upsampled
-  (nearest) to the finer one's size, added, then 3x3 conv + BN + ReLU (`merge2` at stride 16, then `merge1` at 8);
-- `ssh1..3`, one per level: 3x3 conv + BN to 128 (`conv3X3`); 3x3 conv + BN + ReLU to 64 (`conv5X5_1`), then 3x3
-  conv + BN (`conv5X5_2`); from `conv5X5_1` also 3x3 conv + BN + ReLU (`conv7X7_2`), then 3x3 conv + BN
-  (`conv7x7_3`, lower-case x as upstream); concatenated (128 + 64 + 64) -> ReLU. Upstream's leaky slope is 0 at
-  256 channels, i.e. plain ReLU; convs have no bias, followed by BN;
-- heads per level, 2 anchors per location, each a 1x1 conv with bias named `conv1x1`: `ClassHead.i` (2 logits per
-  anchor: background, face), `BboxHead.i` (4), `LandmarkHead.i` (10); outputs flattened in (level, row, column,
-  anchor) order to (N, P, 2), (N, P, 4), (N, P, 10).
-
-Priors (`prior_boxes`): for the levels with steps 8, 16, 32 and anchor sizes (16, 32), (64, 128), (256, 512) pixels,
-at every cell (row i, column j) of the ceil(H / step) x ceil(W / step) grid and every size s, in that order: centre
-((j + 0.5) step / W, (i + 0.5) step / H), size (s / W, s / H), all as fractions of the image (computed in float64,
-stored in float32 as upstream). Decoding (variances 0.1 and 0.2): box centre = prior centre + 0.1 * offset * prior
-size, box size = prior size * exp(0.2 * offset), corners x1 = cx - w / 2, x2 = x1 + w; landmark = prior centre +
-0.1 * offset * prior size; times (W, H) for pixels.
-
-Detection (`RetinaFaceDetector.detect`): the image at its own size (upstream's `use_origin_size=True` default), the
-face probability (softmax) above `conf_threshold` (0.8, upstream's default), sorted by it, then NMS with IoU 0.4
-(`torchvision.ops.nms`, as upstream). The five points are in FFHQ template order (the image-left eye first), which
-is RetinaFace's own order. Weights: `retinaface_resnet50` of the weights registry (facexlib release v0.1.0, sha256
-pinned); keys may carry DataParallel's `module.` prefix, stripped before the strict load.
+`RetinaFaceDetector` (backend `retinaface`): input an RGB image (`backends.as_uint8_rgb`) at its own size; output
+the faces whose probability exceeds 0.8, sorted by it, after NMS at IoU 0.4, each with its box and five points in
+FFHQ template order (no 68 landmarks). Tolerance: box and landmark offsets within 1e-5 and probabilities within 1e-6
+of facexlib's network (tests/face/test_retinaface.py). The architecture, the priors and the decoding in detail:
+docs/face/retinaface.md.
 """
 
 from __future__ import annotations
@@ -128,7 +102,7 @@ class Head(nn.Module):
 
 
 class RetinaFaceNet(nn.Module):
-    """The network (module docstring): (N, 3, H, W) mean-subtracted BGR -> (box offsets (N, P, 4), class logits
+    """The network (docs/face/retinaface.md): (N, 3, H, W) mean-subtracted BGR -> (box offsets (N, P, 4), class logits
     (N, P, 2), landmark offsets (N, P, 10)), P = the number of `prior_boxes(H, W)`."""
 
     def __init__(self) -> None:
@@ -151,7 +125,7 @@ class RetinaFaceNet(nn.Module):
 
 
 def prior_boxes(height: int, width: int) -> torch.Tensor:
-    """(P, 4) float32 priors (cx, cy, w, h) as fractions of a `height` x `width` image (module docstring)."""
+    """(P, 4) float32 priors (cx, cy, w, h) as fractions of a `height` x `width` image (docs/face/retinaface.md)."""
     out = []
     for sizes, step in zip(ANCHOR_SIZES, STEPS, strict=True):
         rows, cols = math.ceil(height / step), math.ceil(width / step)
@@ -201,7 +175,7 @@ def preprocess(image: np.ndarray) -> torch.Tensor:
 
 @register_backend("retinaface")
 class RetinaFaceDetector:
-    """RetinaFace detection with five points (module docstring). `state_dict`: weights to use instead of the
+    """RetinaFace detection with five points (docs/face/retinaface.md). `state_dict`: weights to use instead of the
     registered file. `analyze` gives `Face`s without 68 landmarks (`landmarks68` is None)."""
 
     def __init__(

@@ -1,33 +1,14 @@
-"""FID: Frechet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to
-a Local Nash Equilibrium"), with the pytorch-fid InceptionV3 (`cfbench.metrics.inception`).
+"""FID `fid[<ref>]`: Frechet Inception Distance (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule
+Converge to a Local Nash Equilibrium") with the pytorch-fid InceptionV3 (`cfbench.metrics.inception`). Lower is
+better; a distribution metric, one value per group.
 
-Pipeline: float32 RGB NCHW images in [0, 1], any size -> resize to 299 x 299 (one of two modes below) -> Inception
-pool3 features (2048-d, float32) -> mean and covariance per group (`FeatureStatistics`, ddof=1 as `np.cov`) ->
-Frechet distance to the reference statistics, in float64.
-
-Resize modes (named as in clean-fid, Parmar et al. 2022, "On Aliased Resizing and Surprising Subtleties in GAN
-Evaluation"):
-
-* `clean` (default for `ref=gt`): clean-fid's resizer. Each channel, on the 0-255 scale as float32, is resized with
-  PIL's antialiased bicubic filter (the `Image.fromarray(mode='F').resize((299, 299), BICUBIC)` of clean-fid) and
-  clipped to [0, 255]. We take `x * 255` in float32 without rounding; for images read from 8-bit files that is
-  exactly the integer clean-fid starts from (uint8 / 255 * 255 round-trips in float32 for all 256 values). The
-  filter is reimplemented in torch (separable, PIL's coefficients and pass order, float64 accumulation, float32
-  between passes), so it runs batched on the metric's device; it equals PIL to about 1e-5 on the 0-255 scale
-  (tests/metrics/test_fid.py).
-* `legacy_pytorch`: pytorch-fid's and the VQFR/GFPGAN/BasicSR protocol's resize, `F.interpolate(x, (299, 299),
-  mode='bilinear', align_corners=False)` on [0, 1] input, without antialiasing. (VQFR resizes after mapping to
-  [-1, 1]; bilinear weights sum to one, so the order only changes float rounding.)
-
-What `clean` does not reproduce: clean-fid's own FID uses its TorchScript port of the TensorFlow Inception with
-`(x - 128) / 128` input scaling; cfbench always uses the pytorch-fid weights with `2x - 1`. So `fid[gt]` in
-`clean` mode is "pytorch-fid Inception on clean-fid-resized images", not clean-fid's number.
-
-References (`ref` option, see `ReferenceSource`): `gt` (the ground-truth images of the same run), `ffhq512` (the
-FFHQ 512 x 512 statistics BasicSR publishes, registered as weights `fid_stats_ffhq512`; they were computed with
-pytorch-fid's bilinear resize, so this reference uses `legacy_pytorch` and refuses `clean`), or a path to a
-statistics file (`.npz` with `mu`/`sigma` as pytorch-fid and clean-fid write them, or `mean`/`cov`; or the
-BasicSR/VQFR `.pth`). Columns are named `fid[gt]`, `fid[ffhq512]`, `fid[<file stem>]`.
+Input: float32 RGB NCHW in [0, 1], any size, resized to 299x299 (`clean`: clean-fid's antialiased PIL bicubic, the
+default for `ref=gt`; `legacy_pytorch`: pytorch-fid's bilinear) -> pool3 features (2048-d) -> mean and covariance
+(ddof=1) -> Frechet distance in float64 to the reference: `gt` (the run's GT images), `ffhq512` (BasicSR's FFHQ
+statistics, `legacy_pytorch` only) or a statistics file (.npz `mu`/`sigma` or `mean`/`cov`, BasicSR/VQFR .pth).
+Tolerance: the distance within 1e-6 (relative) of pytorch-fid's `calculate_frechet_distance`; the `clean` resize
+within 1e-4 of clean-fid's resizer (tests/metrics/test_fid.py). Resize modes, what `clean` does not reproduce and
+the references in detail: docs/metrics/fid.md.
 """
 
 from __future__ import annotations
@@ -205,7 +186,7 @@ def pil_bicubic_resize(x255: torch.Tensor, size: tuple[int, int] = (INPUT_SIZE, 
 
 
 def resize_for_inception(images: torch.Tensor, mode: str) -> torch.Tensor:
-    """[0, 1] float (N, 3, H, W) -> [0, 1] float32 (N, 3, 299, 299) with resize `mode` (see the module docstring)."""
+    """[0, 1] float (N, 3, H, W) -> [0, 1] float32 (N, 3, 299, 299) with resize `mode` (see docs/metrics/fid.md)."""
     x = images.to(torch.float32)
     if mode == "clean":
         return pil_bicubic_resize(x * 255.0) / 255.0
@@ -383,7 +364,7 @@ def _exact_fp32(device: torch.device) -> Iterator[None]:
 
 
 class FID(DistributionMetric):
-    """Frechet Inception Distance of a group of restored images to a reference (see the module docstring).
+    """Frechet Inception Distance of a group of restored images to a reference (see docs/metrics/fid.md).
 
     `FID(device, ref='gt', resize='auto', batch_size=16)`: `ref` is `gt`, `ffhq512` or a statistics file;
     `resize` is `clean`, `legacy_pytorch` or `auto` (= `clean` for gt, `legacy_pytorch` for ffhq512 and files;

@@ -1,27 +1,12 @@
-"""Identity similarity of restored and GT faces: `identity_cos[<backend>]` (cosine of the identity embeddings,
-higher is better, 1 for identical faces) and `deg[<backend>]` (the same as an angle, arccos(cos) in degrees, the
-papers' "Deg.", lower is better, 0 for identical faces). The backend is in the column name; backends are never
-substituted for one another.
+"""Identity similarity of restored and GT faces: `identity_cos[<backend>]` (cosine of the identity embeddings, higher
+is better, 1 for identical faces) and `deg[<backend>]` (the angle arccos(cos) in degrees, the papers' "Deg.", lower
+is better, 0 for identical faces). The backend is in the column name and never substituted.
 
-`dlib` (offline): the 128-D dlib descriptor (`cfbench.face.dlib_backend`). Protocol, ours (no paper uses it):
-
-1. inputs float32 RGB NCHW in [0, 1] are converted to uint8 RGB (x * 255, rounded, as when saved as PNG);
-2. the face box is found on the GT image with dlib's HOG detector (no upsampling; one 2x upsampling step only if
-   nothing is found, for small images); with several faces, the largest box is used (aligned crops: the main face);
-3. the same GT box is used for the restored image (option `boxes="gt"`, the default), so detector jitter on the
-   restored image cannot change the score; with `boxes="each"` (column `identity_cos[dlib,each]`) the restored
-   image gets its own detection, and a restored image without a face is missing;
-4. descriptor of each image in that box (dlib's 5-point chip alignment), cos = dot / (|a| |b|), clipped to [-1, 1],
-   deg = degrees(arccos(cos)).
-
-A row whose face is not found is NaN (missing), never 0 or a fallback box; `missing` counts them per metric object.
-
-`arcface` (the GFPGAN/VQFR protocol): see `cfbench.face.arcface`. The whole image is the face (no detection), so no
-row is missing. VQFR leaves pairs with deg < 1 out of its mean (they count as "identical"); this is a report-level
-choice: every row is kept here, and `vqfr_deg_mean` gives VQFR's aggregate from the per-image column.
-
-`insightface`: the buffalo_l ArcFace R50 (`w600k_r50.onnx`, onnxruntime) on the 112x112 crop of each FFHQ-aligned
-image, its five points taken from the FFHQ template (no detection, no row missing); see `cfbench.face.insightface`.
+Input: restored and GT float32 RGB NCHW in [0, 1]. Output: one value per image; NaN (missing, counted in `missing`)
+where `dlib` finds no face, never 0. Backends: `dlib` (offline; our protocol, the GT face box used on both images
+unless `boxes="each"`), `arcface` (the GFPGAN/VQFR protocol, `cfbench.face.arcface`; the whole image is the face)
+and `insightface` (buffalo_l ArcFace R50 on the FFHQ-template 112x112 crop, `cfbench.face.insightface`). The
+protocols step by step and VQFR's aggregate (`vqfr_deg_mean`): docs/metrics/identity.md.
 """
 
 from __future__ import annotations
@@ -142,7 +127,7 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
 
 
 class DlibIdentity(_DlibPairMetric):
-    """`identity_cos[dlib]` or `deg[dlib]` (module docstring)."""
+    """`identity_cos[dlib]` or `deg[dlib]` (docs/metrics/identity.md)."""
 
     def __init__(self, device: torch.device | str = "cpu", family: str = "identity_cos", boxes: str = "gt") -> None:
         self.family = family

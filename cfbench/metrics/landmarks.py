@@ -10,7 +10,7 @@ on each image separately. Coordinates are scaled to 512x512 (x by 512 / W, y by 
 A pair whose face is not found is NaN (missing, counted in `missing`), never 0.
 
 `lmd[fan]` (the VQFR protocol, `metric_paper/calculate_landmark_distance.py`; see cfbench.face.fan and
-shared/reference/metric_protocols.md section 2): the AdaptiveWing FAN (WFLW, 98 points) sees each whole image
+docs/face/fan.md): the AdaptiveWing FAN (WFLW, 98 points) sees each whole image
 (no detection: every row has a value, none is missing), rounded to uint8, resized to 256x256 (cv2 INTER_LINEAR),
 in [0, 1]; the last module's heatmaps are decoded with upstream's argmax, quarter-pixel shift and edge quirks, at
 the input's pixel scale, then scaled to 512x512 (identity for the protocol's 512 inputs); per image, the mean over

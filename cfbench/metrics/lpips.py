@@ -1,26 +1,12 @@
-"""LPIPS v0.1 (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric", CVPR 2018).
+"""LPIPS v0.1 (Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric", CVPR 2018),
+our own module equal to `lpips.LPIPS(net=..., version='0.1')` of the `lpips` package 0.1.4 to 1e-5. Lower is
+better; full reference.
 
-Equals `lpips.LPIPS(net=..., version='0.1')` of the `lpips` package 0.1.4 (https://github.com/richzhang/
-PerceptualSimilarity) to 1e-5, with our own module:
-
-1. the [0, 1] input is mapped to [-1, 1] once, here (the package expects [-1, 1] unless `normalize=True`; calling it
-   on [0, 1] images is a common source of wrong LPIPS numbers);
-2. the package's fixed per-channel scaling, (x - shift) / scale with shift (-0.030, -0.088, -0.188) and scale
-   (0.458, 0.448, 0.450);
-3. the torchvision ImageNet backbone's `features`, tapped at its ReLU outputs: AlexNet's five ReLUs (`features`
-   indices 1, 4, 7, 9, 11), VGG16's relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (indices 3, 8, 15, 22, 29);
-4. per tap, each feature vector divided by its L2 norm over channels plus 1e-10;
-5. the squared difference of the two images' normalised features, weighted per channel by the v0.1 linear head
-   (a 1x1 convolution to one channel without bias), averaged over space;
-6. the sum over the five taps: one value per image, 0 for identical images.
-
-Differences from the package: the input is [0, 1] (checked); the two images go through the backbone as one batch;
-the backbone is built only up to its last tap (the classifier and last pooling never affect the value); weights are
-never downloaded (`cfbench.weights.require` finds them or names the file and where to put it); fp32 only, and on
-CUDA with TF32 turned off so that GPU and CPU values agree.
-
-`lpips[vgg]` is the face-restoration papers' protocol (VQFR `metric_paper/calculate_lpips.py`, CodeFormer, GFPGAN);
-`lpips` is its alias. `lpips[alex]` is the package's default and the paper's recommended variant.
+Input: restored and GT float32 RGB NCHW in [0, 1] (checked; mapped to [-1, 1] here, once). Output: one value per
+image, 0 for identical images. Variants: `lpips[vgg]` (the face-restoration papers' protocol: VQFR, CodeFormer,
+GFPGAN; `lpips` is its alias) and `lpips[alex]` (the package's default). Weights are registered files, never
+downloaded; fp32 only, TF32 off on CUDA so GPU and CPU agree. The computation step by step and the differences from
+the package: docs/metrics/lpips.md.
 """
 
 from __future__ import annotations

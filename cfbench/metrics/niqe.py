@@ -1,63 +1,13 @@
-"""NIQE (Mittal, Soundararajan and Bovik, "Making a 'Completely Blind' Image Quality Analyzer", IEEE SPL 2013).
+"""NIQE `niqe` (Mittal, Soundararajan and Bovik, "Making a 'Completely Blind' Image Quality Analyzer", IEEE SPL 2013)
+as BasicSR 1.4.2's `calculate_niqe(img, crop_border=0, input_order='HWC', convert_to='y')` computes it from the
+MATLAB release: the protocol of GFPGAN, VQFR and CodeFormer. Lower is better; no ground truth.
 
-`niqe` is the MATLAB release (http://live.ece.utexas.edu/research/quality/niqe_release.zip) as BasicSR 1.4.2's
-`calculate_niqe(img, crop_border=0, input_order='HWC', convert_to='y')` reproduces it: the protocol of the face
-restoration papers (GFPGAN, VQFR and CodeFormer evaluate with BasicSR's function). Lower is better. Batched in torch,
-per image:
-
-1. luma: Y of MATLAB's `rgb2ycbcr` (BT.601), Y = 16 + 65.481 R + 128.553 G + 24.966 B for R, G, B in [0, 1];
-   Y / 255 stored as float32, times 255 in float32, rounded half to even to an integer in [16, 235];
-2. `crop_border` pixels removed on each side, then the bottom rows and right columns that do not fill a whole
-   96x96 block;
-3. at two scales (the image, then the image shrunk by MATLAB's `imresize(im, 0.5)`: bicubic with antialiasing,
-   symmetric border), the MSCN coefficients (x - mu) / (sigma + 1), where mu and E[x^2] are the means of x and x^2
-   under the release's 7x7 Gaussian window (sigma 7/6) with edge-replicating border (MATLAB `imfilter(...,
-   'replicate')`, scipy `convolve(mode='nearest')`) and sigma = sqrt(|E[x^2] - mu^2|);
-4. per 96x96 block (48x48 at the second scale) 18 features: the asymmetric generalised Gaussian (AGGD) fit of the
-   coefficients (shape alpha, mean of the two scales beta_l and beta_r) and of the products of each coefficient with
-   its neighbour in 4 directions (circular shifts within the block by (0, 1), (1, 0), (1, 1), (1, -1); shape,
-   mean (beta_r - beta_l) G(2/alpha) / G(1/alpha), beta_l, beta_r), G the gamma function;
-5. the AGGD shape is the release's moment matching: the point of the grid 0.2:0.001:10 (as numpy's
-   `arange(0.2, 10.001, 0.001)`, 9801 values) whose r(a) = G(2/a)^2 / (G(1/a) G(3/a)) is nearest (squared
-   difference, first index on ties) to the normalised moment ratio of the data. r increases strictly on the grid,
-   so the nearest point is found by binary search, which gives the index the release's full scan gives. A block
-   without negative (or positive) values has a NaN scale on that side and, as in the release, shape 0.2;
-6. the mean of the 36 features over blocks ignoring NaN (`nanmean`), their unbiased covariance over the blocks
-   without NaN (`nancov`), and NIQE = sqrt((mu_p - mu)^T pinv((cov_p + cov) / 2) (mu_p - mu)) with the release's
-   pristine model (mu_p, cov_p), bundled as `cfbench/weights_bundled/niqe_pris_params.npz` (copied from BasicSR).
-
-Blocks are cut by reshaping, and all blocks of a batch of images are processed at once (`NIQE.chunk` images at a
-time: 1 on CPU, where that is fastest, 16 elsewhere). An image needs at least 192x192 pixels after `crop_border`
-(two blocks per side). A flat image (fewer than two blocks with all features defined) has no NIQE: NaN, as in
-BasicSR.
-
-Precision. NIQE of smooth images is ill-conditioned: in flat regions E[x^2] - mu^2 cancels, and the rounding of
-E[x^2] (one float32 step is 0.004 at 255^2) decides sigma there. BasicSR computes in float32, MATLAB in double:
-this code in plain float64 differs from BasicSR by up to 0.03 on the test faces (and its own value moves by 0.01
-with the summation order of the window). To equal BasicSR, the numbers the protocol produces, values are held
-in float64 but rounded to float32 wherever BasicSR holds float32 (a float64 +, -, *, /, sqrt of float32 operands
-rounded to float32 is the correctly rounded float32 operation). This gives bit for bit BasicSR's luma (checked on
-all 2^24 colours), MSCN coefficients (window sums in float64 rounded to float32, as `scipy.ndimage.convolve` of a
-float32 array) and the row pass of the resize (sequential float32 sum of the 8 taps).
-
-Differences from BasicSR 1.4.2 (max 8e-4 on tests/data/reference/niqe_golden.json): the column pass of BasicSR's
-resize is an MKL `sgemv` whose float32 summation order is not sequential and depends on the CPU code path MKL
-picks (BasicSR itself moves by 2e-3 on the same machine under `MKL_CBWR=COMPATIBLE`), ours sums in tap order; the
-AGGD moments are float64 sums (BasicSR: numpy float32 pairwise sums), which can move a shape by one grid step; the
-gamma function is Python's `math.gamma` (scipy's differs by about 1e-15); the images are float RGB tensors, not
-uint8 BGR arrays (same values for 8-bit images: BasicSR's float32 u8 / 255 is our input).
-
-Differences from the MATLAB release: `computequality.m` turns a colour image to gray with `rgb2gray` (0.299 R +
-0.587 G + 0.114 B, 0-255), whereas the BasicSR protocol scores the BT.601 Y (16-235), a different gray image; the
-release computes in double (see Precision); its grid 0.2:0.001:10 and G(2./gam) differ from numpy's `arange` and
-G(2 * (1 / gam)) in the last bits.
-
-Differences from pyiqa 0.1.16 `niqe` (up to 0.51 on the fixtures): pyiqa scores the Y of YIQ (0.299 R + 0.587 G
-+ 0.114 B, rounded) by default, not the BT.601 Y; with `color_space='ycbcr'` it computes in float64 from the luma
-on (up to 0.03 from BasicSR, see Precision); its gamma ratios are exp of `lgamma` differences on a
-`torch.arange` grid, its argmin uses the absolute difference, and it downloads the pristine model
-(`niqe_modelparameters.mat`, the same numbers) at run time. pyiqa's `niqe_matlab` follows the Image Processing
-Toolbox `niqe` function, whose built-in model differs, and gives quite different numbers.
+Input: float32 RGB NCHW in [0, 1], at least 192x192 after `crop_border`. Output: one score per image, NaN for a flat
+image (fewer than two 96x96 blocks with all features defined), as in BasicSR. Pristine model: the release's, bundled
+as `cfbench/weights_bundled/niqe_pris_params.npz`. Tolerance: within 8e-4 of BasicSR on
+tests/data/reference/niqe_golden.json (values in float64, rounded to float32 wherever BasicSR holds float32).
+The algorithm step by step, the precision argument and the differences from BasicSR, MATLAB and pyiqa:
+docs/metrics/niqe.md.
 """
 
 from __future__ import annotations
@@ -249,7 +199,7 @@ def niqe_from_luma(
     window: torch.Tensor,
     tables: _Tables,
 ) -> torch.Tensor:
-    """NIQE (N,) of (N, H, W) float64 luma on the 0-255 scale (steps 2-6 of the module docstring, no crop_border)."""
+    """NIQE (N,) of (N, H, W) float64 luma on the 0-255 scale (steps 2-6 of docs/metrics/niqe.md, no crop_border)."""
     n, h, w = y.shape
     x = y[:, : h // BLOCK * BLOCK, : w // BLOCK * BLOCK]
     feats = [tables.features(_blocks(mscn(x, window), BLOCK))]

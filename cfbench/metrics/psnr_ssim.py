@@ -1,31 +1,11 @@
 """PSNR and SSIM with BasicSR's definitions (`basicsr/metrics/psnr_ssim.py`, used unchanged by GFPGAN, VQFR and
-CodeFormer), batched in torch float64.
+CodeFormer), batched in torch float64 on the 0-255 scale. Higher is better; full reference.
 
-Values are on the 0-255 scale (the [0, 1] images times 255):
-
-- PSNR = 20 log10(255 / sqrt(MSE)), MSE over all pixels and channels of one image; +inf for identical images
-  (as BasicSR and `skimage.metrics.peak_signal_noise_ratio`).
-- SSIM (Wang et al. 2004) per channel: Gaussian window 11x11 with sigma 1.5 (the outer product of the normalised
-  1-D Gaussian, i.e. of `cv2.getGaussianKernel(11, 1.5)`), local statistics over the 'valid' region only (BasicSR
-  filters with cv2.filter2D and then crops 5 pixels on each side, which leaves exactly the valid region), population
-  (co)variances, c1 = (0.01 * 255)^2, c2 = (0.03 * 255)^2; the mean of the SSIM map, then the mean over channels.
-
-Variants, each with its own name:
-
-- `psnr`, `ssim`: on the RGB channels (BasicSR's default, `test_y_channel=False`).
-- `psnr[y]`, `ssim[y]`: on the BT.601 luma of BasicSR's `bgr2ycbcr(y_only=True)`, Y = (65.481 R + 128.553 G +
-  24.966 B) / 255 + 16 / 255 for R, G, B in [0, 1], then times 255. Y is not rounded (BasicSR rounds only for NIQE).
-- `psnr[mv]`, `ssim[mv]`: the VQFR evaluation scripts' protocol (`metric_paper/calculate_psnr_ssim.py`, whose
-  `--correct_mean_var` is always on): before the metric, each channel of the restored image is given the mean and
-  population standard deviation of the same GT channel, by two passes of x <- x - mean(x) + m_gt;
-  x <- x / std(x) * s_gt, on RGB, without clipping. Differs from VQFR in one corner case: a constant restored
-  channel (std 0, which VQFR turns into inf/NaN) becomes the GT mean.
-
-Option `crop_border` (default 0) removes that many pixels on each side before computing (after the mean-variance
-correction, as in VQFR), as BasicSR's `crop_border`; a non-zero value is part of the column name (`psnr[y,crop4]`).
-
-Differences from BasicSR: the inputs are float [0, 1] tensors, not uint8 BGR arrays (the values and the channel
-order do not change the result); the conversion to Y is done in float64 instead of float32 (about 1e-5 dB).
+Input: restored and GT float32 RGB NCHW in [0, 1] of the same size. Output: one value per image (PSNR +inf for
+identical images). Variants, each with its own column: `psnr`/`ssim` (RGB, BasicSR's default), `psnr[y]`/`ssim[y]`
+(BT.601 luma, not rounded), `psnr[mv]`/`ssim[mv]` (VQFR's mean-variance correction first); `crop_border` in the
+name when not 0 (`psnr[y,crop4]`). Tolerance: BasicSR's values up to its float32 luma (about 1e-5 dB). The
+definitions, the variants and the differences from BasicSR and VQFR in detail: docs/metrics/psnr_ssim.md.
 """
 
 from __future__ import annotations
@@ -109,7 +89,8 @@ def _filter_valid(x: torch.Tensor, g: list[float]) -> torch.Tensor:
 
 
 def ssim(pred: torch.Tensor, gt: torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
-    """SSIM (N,) of two (N, C, H, W) batches on the 0-`max_value` scale, BasicSR's definition (module docstring)."""
+    """SSIM (N,) of two (N, C, H, W) batches on the 0-`max_value` scale, BasicSR's definition
+    (docs/metrics/psnr_ssim.md)."""
     if min(pred.shape[-2:]) < WINDOW_SIZE:
         raise BadInputError(f"SSIM needs images of at least {WINDOW_SIZE}x{WINDOW_SIZE}; got {tuple(pred.shape[-2:])}")
     c1, c2 = (0.01 * max_value) ** 2, (0.03 * max_value) ** 2

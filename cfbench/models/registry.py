@@ -62,12 +62,4 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
     return instantiate(MODEL_VARIANTS.get(name).config(**overrides))
 
 
-def variant_for_config(config: Any) -> str | None:
-    """The registered variant whose resolved config equals `config`, if any."""
-    for name, variant in MODEL_VARIANTS.items():
-        if variant.arch == config.arch and variant.config() == config:
-            return name
-    return None
-
-
 _load_variants()

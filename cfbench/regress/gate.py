@@ -24,7 +24,6 @@ from cfbench.regress.tolerance import Tolerances
 
 Log = Callable[[str], None]
 _FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
-_MACHINE_KEYS = ("run_dir", "device", "batch_size", "save_images")  # may differ between baseline and regress
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +72,3 @@ def summarize_run(
                 value = groups.loc[(groups.severity == severity) & (groups.w == w), metric].item()
                 cells.append(Cell(str(severity), float(w), metric, _num(value), None, None, n_images))
     return cells
-
-
-def cells_by_key(cells: Sequence[Cell]) -> Mapping[tuple[str, float, str], Cell]:
-    return {c.key: c for c in cells}

@@ -17,12 +17,10 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cfbench.errors import BadInputError
+from cfbench.yamlfile import read_yaml
 
 ABSOLUTE, RELATIVE, BOOTSTRAP = "absolute", "relative", "bootstrap"
 KINDS = (ABSOLUTE, RELATIVE, BOOTSTRAP)
@@ -101,13 +99,4 @@ def load_tolerances(path: str | os.PathLike | None) -> Tolerances:
     """The tolerance YAML file at `path` (None: the default, bootstrap for every metric)."""
     if path is None:
         return Tolerances()
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise BadInputError(f"tolerance file {path} is unreadable: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise BadInputError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    return parse_tolerances(data, str(path))
+    return parse_tolerances(read_yaml(path, "tolerance file"), str(path))

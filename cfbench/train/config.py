@@ -1,7 +1,18 @@
 """Training configs: a `Stage` (what trains, which losses with which weights and start iterations, optimizer, LR
 schedule, EMA) plus the run around it (model, data, seed, checkpoints). Loaded from YAML; any error names the field.
 
-The defaults of each stage are the official option files' numbers (`stages.py`); a YAML file overrides fields.
+The defaults of each stage (`default_stage`) are the numbers of the official option files of sczhou/CodeFormer
+(`options/VQGAN_512_ds32_nearest_stage1.yml`, `CodeFormer_stage2.yml`, `CodeFormer_stage3.yml`): Adam betas
+(0.9, 0.99), weight decay 0; batches are the total over the official 8 GPUs. A YAML file overrides fields.
+
+- stage1 (VQGANModel): L1 1.0 + LPIPS 1.0 + hinge GAN x 0.8 x adaptive weight (clamp 1.0) from iteration 30001 +
+  codebook 1.0 (beta 0.25 inside the quantizer); G and D lr 7e-5, cosine to 6e-5 over 1.6M; EMA 0.995; batch 32.
+- stage2 (CodeFormerIdxModel): quantize and generator frozen; latent L2 1.0 + code CE 0.5; lr 1e-4, MultiStepLR
+  [400k, 450k] x 0.5; 500k iterations; EMA 0.995; batch 32.
+- stage3 (CodeFormerJointModel): quantize and generator frozen; feat 1.0 + CE 0.5 always, and on "small"
+  iterations L1 1.0 + LPIPS 1.0 + hinge GAN x 0.1 x adaptive weight from 5001 (gradients at the last shift conv of
+  the largest fusion block); lr 5e-5 (G and D), cosine to 2e-5 over 150k; EMA 0.997; batch 24; w schedule
+  `WSchedule` (1 up to 40k, 1.3 up to 80k, large-degradation code-only up to 120k, then 1 in 15 small at 1.3).
 """
 
 from __future__ import annotations
@@ -14,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cfbench.errors import BadInputError
+from cfbench.yamlfile import read_yaml
 
 STAGE_NAMES = ("stage1", "stage2", "stage3")
 
@@ -234,6 +244,70 @@ def _build(cls: type, values: dict[str, Any], where: str, base: Any = None) -> A
         raise BadInputError(f"train config '{where or cls.__name__}': {exc}") from None
 
 
+def default_stage(name: str) -> Stage:
+    """The official settings of `name` (stage1 | stage2 | stage3)."""
+    if name == "stage1":
+        return Stage(
+            name="stage1",
+            arch="vqgan",
+            losses={
+                "pixel": LossTerm(1.0),
+                "perceptual": LossTerm(1.0),
+                "gan": LossTerm(0.8, start=30001),
+                "codebook": LossTerm(1.0),
+            },
+            lr_g=7e-5,
+            lr_d=7e-5,
+            scheduler=Scheduler("cosine", period=1_600_000, eta_min=6e-5),
+            ema_decay=0.995,
+            iters=1_600_000,
+            batch=32,
+        )
+    if name == "stage2":
+        return Stage(
+            name="stage2",
+            arch="codeformer",
+            frozen=("quantize", "generator"),
+            losses={"feat": LossTerm(1.0), "ce": LossTerm(0.5)},
+            perceptual="none",
+            lr_g=1e-4,
+            lr_d=1e-4,
+            scheduler=Scheduler("multistep", milestones=(400_000, 450_000), gamma=0.5),
+            ema_decay=0.995,
+            iters=500_000,
+            batch=32,
+            lq=True,
+        )
+    if name == "stage3":
+        return Stage(
+            name="stage3",
+            arch="codeformer",
+            frozen=("quantize", "generator"),
+            losses={
+                "pixel": LossTerm(1.0),
+                "perceptual": LossTerm(1.0),
+                "gan": LossTerm(0.1, start=5001),
+                "feat": LossTerm(1.0),
+                "ce": LossTerm(0.5),
+            },
+            lr_g=5e-5,
+            lr_d=5e-5,
+            scheduler=Scheduler("cosine", period=150_000, eta_min=2e-5),
+            ema_decay=0.997,
+            iters=150_000,
+            batch=24,
+            w_schedule=WSchedule(),
+            lq=True,
+        )
+    raise BadInputError(f"unknown stage {name!r}; use one of {STAGE_NAMES}")
+
+
+def default_config(name: str) -> TrainConfig:
+    """The official settings of stage `name` with the default run around them."""
+    stage = default_stage(name)
+    return TrainConfig(stage=stage, model=ModelSpec("vqgan" if stage.arch == "vqgan" else "codeformer"))
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     from cfbench.train.losses import GAN_KINDS, PERCEPTUAL_KINDS
 
@@ -281,7 +355,7 @@ def load_config(path: str | os.PathLike, stage: str | None = None) -> TrainConfi
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"train config not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path, "train config") or {}
     if not isinstance(raw, dict):
         raise BadInputError(f"{path}: a train config is a mapping")
     return config_from_dict(raw, stage)
@@ -295,8 +369,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(raw: dict[str, Any], stage: str | None = None) -> TrainConfig:
-    from cfbench.train.stages import default_config
-
     raw = dict(raw)
     name = raw.pop("stage", None)
     if stage is not None:

@@ -1,7 +1,7 @@
 """Training losses of the three CodeFormer stages: pure functions on tensors, plus the perceptual networks.
 
 Images are in [-1, 1] (the models' scale) everywhere here. Weights, betas and clamps are the official option files'
-values (`../shared/reference/codeformer.md` section 3); the functions take them as arguments.
+values (listed in `cfbench.train.config`); the functions take them as arguments.
 
 Perceptual losses use registered weights only (`cfbench.weights`): `lpips` needs `vgg16` + `lpips_vgg_lin`, `vgg19`
 needs `vgg19`. A missing file raises MissingWeightsError naming it; there is no random-weight fallback. A config

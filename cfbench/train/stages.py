@@ -1,16 +1,6 @@
-"""The three CodeFormer stages: their official defaults (`default_config`) and their generator losses.
-
-Numbers from the official option files (`../shared/reference/codeformer.md` section 3): Adam betas (0.9, 0.99),
-weight decay 0; batches are the total over the official 8 GPUs.
-
-- stage1 (VQGANModel): L1 1.0 + LPIPS 1.0 + hinge GAN x 0.8 x adaptive weight (clamp 1.0) from iteration 30001 +
-  codebook 1.0 (beta 0.25 inside the quantizer); G and D lr 7e-5, cosine to 6e-5 over 1.6M; EMA 0.995; batch 32.
-- stage2 (CodeFormerIdxModel): quantize and generator frozen; latent L2 1.0 + code CE 0.5; lr 1e-4, MultiStepLR
-  [400k, 450k] x 0.5; 500k iterations; EMA 0.995; batch 32.
-- stage3 (CodeFormerJointModel): quantize and generator frozen; feat 1.0 + CE 0.5 always, and on "small"
-  iterations L1 1.0 + LPIPS 1.0 + hinge GAN x 0.1 x adaptive weight from 5001 (gradients at the last shift conv of
-  the largest fusion block); lr 5e-5 (G and D), cosine to 2e-5 over 150k; EMA 0.997; batch 24; w schedule
-  `WSchedule` (1 up to 40k, 1.3 up to 80k, large-degradation code-only up to 120k, then 1 in 15 small at 1.3).
+"""The three CodeFormer stages at training time: what is frozen, the fixed code targets, the adaptive GAN weight's
+layer, codebook restarts and the generator losses of each stage (`StageLosses`). Their official settings are
+`cfbench.train.config.default_stage`.
 """
 
 from __future__ import annotations
@@ -21,72 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from cfbench.errors import BadInputError
 from cfbench.train import losses as L
-from cfbench.train.config import LossTerm, ModelSpec, Scheduler, Stage, TrainConfig, WSchedule
-
-
-def default_stage(name: str) -> Stage:
-    """The official settings of `name` (stage1 | stage2 | stage3)."""
-    if name == "stage1":
-        return Stage(
-            name="stage1",
-            arch="vqgan",
-            losses={
-                "pixel": LossTerm(1.0),
-                "perceptual": LossTerm(1.0),
-                "gan": LossTerm(0.8, start=30001),
-                "codebook": LossTerm(1.0),
-            },
-            lr_g=7e-5,
-            lr_d=7e-5,
-            scheduler=Scheduler("cosine", period=1_600_000, eta_min=6e-5),
-            ema_decay=0.995,
-            iters=1_600_000,
-            batch=32,
-        )
-    if name == "stage2":
-        return Stage(
-            name="stage2",
-            arch="codeformer",
-            frozen=("quantize", "generator"),
-            losses={"feat": LossTerm(1.0), "ce": LossTerm(0.5)},
-            perceptual="none",
-            lr_g=1e-4,
-            lr_d=1e-4,
-            scheduler=Scheduler("multistep", milestones=(400_000, 450_000), gamma=0.5),
-            ema_decay=0.995,
-            iters=500_000,
-            batch=32,
-            lq=True,
-        )
-    if name == "stage3":
-        return Stage(
-            name="stage3",
-            arch="codeformer",
-            frozen=("quantize", "generator"),
-            losses={
-                "pixel": LossTerm(1.0),
-                "perceptual": LossTerm(1.0),
-                "gan": LossTerm(0.1, start=5001),
-                "feat": LossTerm(1.0),
-                "ce": LossTerm(0.5),
-            },
-            lr_g=5e-5,
-            lr_d=5e-5,
-            scheduler=Scheduler("cosine", period=150_000, eta_min=2e-5),
-            ema_decay=0.997,
-            iters=150_000,
-            batch=24,
-            w_schedule=WSchedule(),
-            lq=True,
-        )
-    raise ValueError(f"unknown stage {name!r}")
-
-
-def default_config(name: str) -> TrainConfig:
-    stage = default_stage(name)
-    return TrainConfig(stage=stage, model=ModelSpec("vqgan" if stage.arch == "vqgan" else "codeformer"))
-
+from cfbench.train.config import Stage
 
 # --- modules ----------------------------------------------------------------------------------------------------
 
@@ -96,7 +23,7 @@ def apply_frozen(net: nn.Module, frozen: tuple[str, ...]) -> list[nn.Parameter]:
     names = dict(net.named_children())
     for name in frozen:
         if name not in names and not hasattr(net, name):
-            raise ValueError(f"stage freezes {name!r}, which {type(net).__name__} does not have")
+            raise BadInputError(f"stage freezes {name!r}, which {type(net).__name__} does not have")
     net.requires_grad_(True)
     for name in frozen:
         getattr(net, name).requires_grad_(False)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from degradations.errors import DegradationsError
 from degradations.params import Size, Spec
 from degradations.registry import Registry
 
@@ -48,7 +49,7 @@ class Op:
         unknown = sorted(set(config) - set(self.fields))
         if unknown:
             allowed = ", ".join(self.fields) or "none"
-            raise ValueError(f"{where}: unknown field {unknown[0]!r} for op {self.name!r} (fields: {allowed})")
+            raise DegradationsError(f"{where}: unknown field {unknown[0]!r} for op {self.name!r} (fields: {allowed})")
         return {
             name: spec.resolve(config.get(name, spec.default), f"{where}.{name}") for name, spec in self.fields.items()
         }

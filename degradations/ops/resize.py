@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from degradations.errors import DegradationsError
 from degradations.ops.base import OPS, Op, Params
 from degradations.params import Choice, Num, Size
 
@@ -107,7 +108,7 @@ def _down_cpu(img: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
 def _down_torch(x: torch.Tensor, ps: Sequence[Mapping[str, Any]]) -> torch.Tensor:
     sizes = {_down_size(p, (x.shape[-2], x.shape[-1])) for p in ps}
     if len(sizes) != 1:
-        raise ValueError("downsample: images of one torch batch must share an output size; group them first")
+        raise DegradationsError("downsample: images of one torch batch must share an output size; group them first")
     return _by_interpolation(x, ps, sizes.pop())
 
 
@@ -148,7 +149,7 @@ def _resize_op_cpu(img: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
 def _resize_op_torch(x: torch.Tensor, ps: Sequence[Mapping[str, Any]]) -> torch.Tensor:
     sizes = {_target(p, (x.shape[-2], x.shape[-1])) for p in ps}
     if len(sizes) != 1:
-        raise ValueError("resize: images of one torch batch must share a target size; group them first")
+        raise DegradationsError("resize: images of one torch batch must share a target size; group them first")
     return _by_interpolation(x, ps, sizes.pop())
 
 

@@ -10,15 +10,14 @@ from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.tables import (
     bootstrap_interval,
     build_table,
-    latex_escape,
     load_table,
-    markdown_escape,
     rich_table,
     terminal_rows,
     to_latex,
     to_markdown,
     write_tables,
 )
+from cfbench.tabular import latex_escape, markdown_escape
 
 WS = (0.0, 0.5, 1.0)
 DIRECTIONS = {"psnr[y]": True, "lpips[vgg]": False, "fid[gt]": False, "niqe": False}

@@ -8,10 +8,9 @@ from torch import nn
 
 from cfbench.errors import BadInputError
 from cfbench.models import build_model
-from cfbench.train.config import WSchedule, load_config
+from cfbench.train.config import WSchedule, default_config, load_config
 from cfbench.train.ema import EMA
 from cfbench.train.loop import Trainer
-from cfbench.train.stages import default_config
 from tests.train.helpers import TINY_YAML, tiny
 
 
