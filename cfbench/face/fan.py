@@ -21,7 +21,7 @@ Loss for Robust Face Alignment via Heatmap Regression", ICCV 2019):
   heatmap (clamped to [0, 1]) exceeds 0.05, else 0.
 
 Weights: `fan_wflw` of the weights registry (`alignment_WFLW_4HG.pth`, facexlib release v0.1.0), loaded as
-`torch.load(path, weights_only=True)["state_dict"]`, strict.
+its `state_dict` entry (`cfbench.state_dict`, `torch.load(weights_only=True)`), strict.
 
 Preprocessing and decoding (`FAN.get_landmarks` and `calculate_points` upstream): the whole image, no detection or
 crop; rounded to uint8 (as the PNG the protocol reads), `cv2.resize` to 256x256 with INTER_LINEAR, / 255. The last
@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbench import weights
-from cfbench.errors import BadInputError, CheckpointError
-from cfbench.models.checkpoint import check_state_dict
+from cfbench.errors import BadInputError
+from cfbench.state_dict import load_checked, load_state_dict_file
 
 INPUT_SIZE = 256
 HEATMAP_SIZE = 64
@@ -182,16 +182,8 @@ def load_fan(state_dict: dict[str, torch.Tensor] | None = None) -> FAN:
     raises a one-line CheckpointError."""
     net = FAN()
     if state_dict is None:
-        path = weights.require("fan_wflw")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path} is not a readable torch checkpoint: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-            raise CheckpointError(f"{path} has no 'state_dict' entry; it is not alignment_WFLW_4HG.pth")
-        state_dict = ckpt["state_dict"]
-    check_state_dict(net, state_dict, "the FAN WFLW (4 hourglasses, 98 landmarks) checkpoint")
-    net.load_state_dict(state_dict, strict=True)
+        state_dict, _ = load_state_dict_file(weights.require("fan_wflw"), wrappers=("state_dict",))
+    load_checked(net, state_dict, "the FAN WFLW (4 hourglasses, 98 landmarks) checkpoint")
     return net.eval()
 
 
