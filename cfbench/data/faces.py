@@ -16,7 +16,6 @@ large source again. The first load returns exactly the pixels that the cache fil
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from cfbench.errors import BadInputError
+from cfbench.hashing import sha256_bytes
 from cfbench.imageio import read_image, write_image
 from cfbench.weights import cfbench_home
 
@@ -78,10 +78,6 @@ def decode_image_bytes(data: bytes, label: str) -> torch.Tensor:
     img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
     scale = 65535.0 if img.dtype == np.uint16 else 255.0
     return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def resize_cache_dir() -> Path:

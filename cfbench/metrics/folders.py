@@ -19,9 +19,10 @@ import pandas as pd
 import torch
 
 from cfbench.errors import BadInputError, MissingWeightsError
+from cfbench.hashing import content_hash
 from cfbench.imageio import IMAGE_EXTENSIONS, read_image
 from cfbench.metrics.base import DistributionMetric, FeatureStatistics, MetricSpec, PerImageMetric
-from cfbench.metrics.cache import FeatureCache, content_hash
+from cfbench.metrics.cache import FeatureCache
 from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
 from cfbench.weights import require
 
