@@ -62,9 +62,10 @@ def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tens
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, clamped and rounded (the official output conversion)."""
+    """(..., C, H, W) float in [0, 1] -> (..., H, W, C) uint8 on the CPU, clamped and rounded (the official output
+    conversion): an image (3, H, W) gives (H, W, 3), a batch (N, 3, H, W) gives (N, H, W, 3)."""
     arr = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return arr.permute(1, 2, 0).cpu().numpy()
+    return arr.movedim(-3, -1).cpu().numpy()
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor) -> Path:

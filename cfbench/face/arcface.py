@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbench import weights
+from cfbench.imageio import to_uint8
 from cfbench.state_dict import load_checked, load_state_dict_file, strip_prefix
 
 INPUT_SIZE = 128
@@ -93,7 +94,7 @@ class ResNetArcFace(nn.Module):
 
 def preprocess_vqfr(images: torch.Tensor) -> torch.Tensor:
     """`vqfr` variant (module docstring): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
-    u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    u8 = to_uint8(images)
     out = []
     for img in u8:
         gray = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)

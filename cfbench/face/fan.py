@@ -41,6 +41,7 @@ from torch import nn
 
 from cfbench import weights
 from cfbench.errors import BadInputError
+from cfbench.imageio import to_uint8
 from cfbench.state_dict import load_checked, load_state_dict_file
 
 INPUT_SIZE = 256
@@ -190,7 +191,7 @@ def load_fan(state_dict: dict[str, torch.Tensor] | None = None) -> FAN:
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 3, 256, 256) float32 in [0, 1]: rounded to uint8, `cv2.resize` INTER_LINEAR
     on the uint8 image (as upstream, which resizes the decoded file), / 255."""
-    u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    u8 = to_uint8(images)
     out = np.empty((len(u8), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
     for i, img in enumerate(u8):
         out[i] = cv2.resize(np.ascontiguousarray(img), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
