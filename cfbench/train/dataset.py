@@ -20,7 +20,7 @@ import torch
 
 from cfbench.data.faces import fit_face
 from cfbench.errors import BadInputError
-from cfbench.imageio import IMAGE_EXTENSIONS, read_image, to_uint8
+from cfbench.imageio import images_by_stem, read_image, to_uint8
 
 STAGE_INDEX = {"stage1": 1, "stage2": 2, "stage3": 3}
 
@@ -61,7 +61,8 @@ class Degrader:
 
 
 def load_faces(spec: str | os.PathLike, size: int, exclude: Sequence[str] = ()) -> tuple[FaceSet, list[str]]:
-    """(faces, skipped names) of `data.folder`: a folder of aligned faces, or a dataset spec of the eval registry
+    """(faces, skipped names) of `data.folder`: a folder of aligned faces (listed by `cfbench.imageio.images_by_stem`,
+    in file-name order), or a dataset spec of the eval registry
     (`hf:NAME[:split]`, `folder:PATH`, `demo`, ...; its GT side). Faces are resized to size x size, uint8 RGB.
     Unreadable images are skipped with a warning and counted; a name of `exclude` (file names for a folder, ids
     for a dataset) that is not there is an error, so a typo cannot train on a held-out face."""
@@ -94,7 +95,7 @@ def _faceset(names: list[str], images: list[np.ndarray], skipped: list[str], whe
 
 
 def _load_folder(folder: Path, size: int, exclude: Sequence[str]) -> tuple[FaceSet, list[str]]:
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = sorted(images_by_stem(folder).values())  # by file name, the order the batches index
     excluded = _check_exclude(exclude, [p.name for p in paths], str(folder))
     names, images, skipped = [], [], []
     for p in paths:
