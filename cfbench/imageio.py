@@ -4,7 +4,7 @@ OpenCV (libpng/libjpeg)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -15,6 +15,8 @@ from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# files that may sit beside images in a folder without being images (README.md, params.jsonl, scores.csv, ...)
+SIDECAR_SUFFIXES = (".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".npz", ".parquet")
 
 
 def check_images(images: torch.Tensor, what: str = "images") -> None:
@@ -62,9 +64,10 @@ def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tens
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8 RGB, clamped and rounded (the official output conversion)."""
+    """(..., C, H, W) float in [0, 1] -> (..., H, W, C) uint8 on the CPU, clamped and rounded (the official output
+    conversion): an image (3, H, W) gives (H, W, 3), a batch (N, 3, H, W) gives (N, H, W, 3)."""
     arr = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return arr.permute(1, 2, 0).cpu().numpy()
+    return arr.movedim(-3, -1).cpu().numpy()
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor) -> Path:
@@ -92,3 +95,50 @@ def expand_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
         else:
             raise BadInputError(f"input not found: {p}")
     return paths
+
+
+def name_list(names: Sequence[str], limit: int = 5) -> str:
+    """The first `limit` of `names`, sorted, comma-separated, then "and N more" (for one-line error messages)."""
+    shown = ", ".join(sorted(names)[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def images_by_stem(folder: str | os.PathLike) -> dict[str, Path]:
+    """The image files of `folder` (not recursive) by stem (the file name without extension), sorted by stem.
+
+    Hidden files and sidecar files (`SIDECAR_SUFFIXES`) are ignored. A missing folder, a folder without images, any
+    other file (an image in an unsupported format is reported, not silently left out) and two images with the same
+    stem raise BadInputError.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInputError(f"folder not found: {folder} (pass a folder of images)")
+    stems: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() in SIDECAR_SUFFIXES:
+            continue
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise BadInputError(f"{p} is not an image ({', '.join(IMAGE_EXTENSIONS)}); move it out of {folder}")
+        if p.stem in stems:
+            raise BadInputError(f"{stems[p.stem]} and {p} share the id {p.stem!r}; rename or remove one")
+        stems[p.stem] = p
+    if not stems:
+        raise BadInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
+    return dict(sorted(stems.items()))
+
+
+def pair_by_stem(
+    first: str | os.PathLike, second: str | os.PathLike, names: tuple[str, str]
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """`images_by_stem` of two folders whose files must match by stem (`0001.png` with `0001.jpg`); `names` name
+    the two sides (e.g. ("GT", "LQ")) in the BadInputError that lists the unmatched files."""
+    a, b = images_by_stem(first), images_by_stem(second)
+    sides = ((a, b, names[0], names[1]), (b, a, names[1], names[0]))
+    parts = [
+        f"{len(only)} {have} image(s) have no {lack} image ({name_list(only)})"
+        for files, other, have, lack in sides
+        if (only := [files[s].name for s in files if s not in other])
+    ]
+    if parts:
+        raise BadInputError(f"{names[0]} and {names[1]} files do not match by name (stem): {'; '.join(parts)}")
+    return a, b

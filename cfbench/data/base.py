@@ -15,15 +15,15 @@ miss, never a stale hit).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from cfbench.data.faces import FACE_SIZE, RESIZE_POLICY, ImageSource, load_face, sha256_bytes
+from cfbench.data.faces import FACE_SIZE, RESIZE_POLICY, ImageSource, load_face
 from cfbench.errors import BadInputError
+from cfbench.hashing import content_hash, sha256_bytes
 
 HASH_VERSION = "cfbench-dataset-v1"
 
@@ -36,14 +36,6 @@ class FaceSample:
     gt: torch.Tensor | None
     lq: torch.Tensor | None
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _hash_chunks(chunks: Sequence[bytes] | Iterator[bytes]) -> str:
-    h = hashlib.sha256()
-    for chunk in chunks:
-        h.update(len(chunk).to_bytes(8, "little"))
-        h.update(chunk)
-    return h.hexdigest()
 
 
 class FaceDataset:
@@ -210,7 +202,7 @@ class SourceDataset(FaceDataset):
                     yield item.id.encode("utf-8")
                     yield sha256_bytes(getattr(item, side).read_bytes()).encode()
 
-            self._hash = _hash_chunks(chunks())
+            self._hash = content_hash(chunks())
         return self._hash
 
     def describe(self) -> dict[str, Any]:

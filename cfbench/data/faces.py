@@ -4,9 +4,10 @@ Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
 
 - A 512x512 image is returned as decoded (`cfbench.imageio.read_image`: gray is repeated to 3 channels, an alpha
   channel is dropped, 16-bit images are scaled by 1/65535).
-- A square image of another size is rounded to 8 bits and resized with OpenCV: `cv2.INTER_AREA` when shrinking
-  (e.g. 1024 CelebA-HQ/FFHQ ground truth), `cv2.INTER_CUBIC` when enlarging (saturated to 0..255). For 8-bit
-  files this equals ``cv2.resize(cv2.imread(path), (512, 512), interpolation=...)``.
+- A square image of another size is rounded to 8 bits (`cfbench.imageio.to_uint8`) and resized with OpenCV
+  (`fit_face`): `cv2.INTER_AREA` when shrinking (e.g. 1024 CelebA-HQ/FFHQ ground truth), `cv2.INTER_CUBIC` when
+  enlarging (saturated to 0..255). For 8-bit files this equals ``cv2.resize(cv2.imread(path), (512, 512),
+  interpolation=...)``. Training (`cfbench.train.dataset`) resizes its faces with the same `fit_face`.
 - A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
 
 A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
@@ -16,7 +17,6 @@ large source again. The first load returns exactly the pixels that the cache fil
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from cfbench.errors import BadInputError
-from cfbench.imageio import read_image, write_image
+from cfbench.hashing import sha256_bytes
+from cfbench.imageio import read_image, to_uint8, write_image
 from cfbench.weights import cfbench_home
 
 FACE_SIZE = 512
@@ -80,10 +81,6 @@ def decode_image_bytes(data: bytes, label: str) -> torch.Tensor:
     return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def resize_cache_dir() -> Path:
     """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>``."""
     return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY
@@ -98,13 +95,25 @@ def _from_uint8(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).div_(255.0)
 
 
-def resize_face(img: torch.Tensor, size: int = FACE_SIZE) -> torch.Tensor:
-    """Resize a square (3, H, W) face in [0, 1] to (3, size, size): 8-bit, INTER_AREA down, INTER_CUBIC up."""
-    h, w = img.shape[-2:]
-    arr = img.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+def fit_face(face: np.ndarray, size: int = FACE_SIZE, label: str = "the face") -> np.ndarray:
+    """The resize policy on uint8 arrays, for evaluation and training alike: a square (H, W, 3) face -> (size, size,
+    3), `cv2.INTER_AREA` when shrinking, `cv2.INTER_CUBIC` when enlarging, unchanged at `size`. A non-square face
+    raises BadInputError naming `label`."""
+    h, w = face.shape[:2]
+    if h != w:
+        raise BadInputError(
+            f"{label} is {w}x{h}, not square: datasets hold aligned square face crops "
+            f"(FFHQ alignment, {size}x{size}); align and crop it first"
+        )
+    if h == size:
+        return face
     interp = cv2.INTER_AREA if h > size else cv2.INTER_CUBIC
-    out = cv2.resize(arr, (size, size), interpolation=interp)
-    return _from_uint8(np.ascontiguousarray(out))
+    return cv2.resize(np.ascontiguousarray(face), (size, size), interpolation=interp)
+
+
+def resize_face(img: torch.Tensor, size: int = FACE_SIZE, label: str = "the face") -> torch.Tensor:
+    """A square (3, H, W) face in [0, 1] -> (3, size, size) float32 in [0, 1]: rounded to 8 bits, then `fit_face`."""
+    return _from_uint8(fit_face(to_uint8(img), size, label))
 
 
 def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -136,12 +145,7 @@ def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -
     h, w = img.shape[-2:]
     if (h, w) == (size, size):
         return img, {"resized": False}
-    if h != w:
-        raise BadInputError(
-            f"{source.label} is {w}x{h}, not square: datasets hold aligned square face crops "
-            f"(FFHQ alignment, {size}x{size}); align and crop it first"
-        )
-    out = resize_face(img, size)
+    out = resize_face(img, size, source.label)
     try:
         write_image(cached, out)
     except OSError:

@@ -1,9 +1,10 @@
 """Folder datasets: ``folder:PATH`` is a folder of GT faces, or a folder with ``gt/`` and/or ``lq/`` subfolders.
 
 Files are matched across ``gt/`` and ``lq/`` by stem (``0001.png`` pairs with ``0001.jpg``); the stem is the id.
-Hidden files and sidecar text files (README.md, params.jsonl, ...) are ignored; any other non-image file is an
-error, so that images in an unsupported format are reported rather than silently left out. When ``lq/`` holds the
-``params.jsonl`` written by ``cfbench degrade``, each face's record is put into ``meta['degradation']``.
+Listing and matching are `cfbench.imageio.images_by_stem` / `pair_by_stem`: hidden files and sidecar text files
+(README.md, params.jsonl, ...) are ignored; any other non-image file is an error, so that images in an unsupported
+format are reported rather than silently left out. When ``lq/`` holds the ``params.jsonl`` written by ``cfbench
+degrade``, each face's record is put into ``meta['degradation']``.
 """
 
 from __future__ import annotations
@@ -16,33 +17,9 @@ from typing import Any
 from cfbench.data.base import Item, SourceDataset
 from cfbench.data.faces import FileSource
 from cfbench.errors import BadInputError
-from cfbench.imageio import IMAGE_EXTENSIONS
+from cfbench.imageio import images_by_stem, name_list, pair_by_stem
 
-SIDECAR_SUFFIXES = (".md", ".txt", ".csv", ".json", ".jsonl", ".yaml", ".yml", ".npz", ".parquet")
 PARAMS_FILE = "params.jsonl"  # what `cfbench degrade` writes beside its LQ images
-
-
-def list_face_files(folder: Path) -> dict[str, Path]:
-    """Image files of `folder` (not recursive) by stem, sorted by stem."""
-    if not folder.is_dir():
-        raise BadInputError(f"{folder} is not a folder; pass a folder of aligned face images")
-    stems: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() in SIDECAR_SUFFIXES:
-            continue
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise BadInputError(f"{p} is not an image ({', '.join(IMAGE_EXTENSIONS)}); move it out of {folder}")
-        if p.stem in stems:
-            raise BadInputError(f"{stems[p.stem]} and {p} share the id {p.stem!r}; rename or remove one")
-        stems[p.stem] = p
-    if not stems:
-        raise BadInputError(f"{folder} has no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return dict(sorted(stems.items()))
-
-
-def _few(names: list[str], n: int = 5) -> str:
-    more = f" (+{len(names) - n} more)" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 @dataclass(frozen=True)
@@ -57,15 +34,15 @@ class Unmatched:
 
     def describe(self, gt_dir: object, lq_dir: object) -> str:
         """'N only in <gt_dir>: names; M only in <lq_dir>: names' (the first few names of each side)."""
-        parts = [f"{len(self.only_gt)} only in {gt_dir}: {_few(self.only_gt)}"] if self.only_gt else []
-        parts += [f"{len(self.only_lq)} only in {lq_dir}: {_few(self.only_lq)}"] if self.only_lq else []
+        parts = [f"{len(self.only_gt)} only in {gt_dir}: {name_list(self.only_gt)}"] if self.only_gt else []
+        parts += [f"{len(self.only_lq)} only in {lq_dir}: {name_list(self.only_lq)}"] if self.only_lq else []
         return "; ".join(parts)
 
 
 def match_folders(gt_dir: Path | None, lq_dir: Path | None) -> tuple[list[Item], Unmatched]:
     """Items of the stems found on every given side (GT folder, LQ folder or both), and the unmatched file names."""
-    gt = list_face_files(gt_dir) if gt_dir is not None else None
-    lq = list_face_files(lq_dir) if lq_dir is not None else None
+    gt = images_by_stem(gt_dir) if gt_dir is not None else None
+    lq = images_by_stem(lq_dir) if lq_dir is not None else None
     unmatched = Unmatched([], [])
     stems = list(gt if gt is not None else lq or {})
     if gt is not None and lq is not None:
@@ -92,13 +69,9 @@ def match_folders(gt_dir: Path | None, lq_dir: Path | None) -> tuple[list[Item],
 
 def pair_folders(gt_dir: Path | None, lq_dir: Path | None) -> list[Item]:
     """Items from a GT folder, an LQ folder or both (then matched by stem; any unmatched file is an error)."""
-    items, unmatched = match_folders(gt_dir, lq_dir)
-    if unmatched:
-        raise BadInputError(
-            f"GT and LQ files do not match by name ({unmatched.describe(gt_dir, lq_dir)}); every face needs a GT "
-            "and an LQ file with the same stem"
-        )
-    return items
+    if gt_dir is not None and lq_dir is not None:
+        pair_by_stem(gt_dir, lq_dir, ("GT", "LQ"))
+    return match_folders(gt_dir, lq_dir)[0]
 
 
 def _degrade_records(lq_dir: Path) -> dict[str, dict[str, Any]]:

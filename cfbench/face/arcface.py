@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbench import weights
-from cfbench.errors import CheckpointError
-from cfbench.models.checkpoint import check_state_dict
+from cfbench.imageio import to_uint8
+from cfbench.state_dict import load_checked, load_state_dict_file, strip_prefix
 
 INPUT_SIZE = 128
 EMBEDDING_DIM = 512
@@ -80,7 +80,7 @@ class ResNetArcFace(nn.Module):
 
 def preprocess_vqfr(images: torch.Tensor) -> torch.Tensor:
     """`vqfr` variant (docs/face/arcface.md): (N, 3, H, W) [0, 1] -> (N, 1, 128, 128) float32 in [-1, 1]."""
-    u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    u8 = to_uint8(images)
     out = []
     for img in u8:
         gray = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
@@ -103,25 +103,12 @@ def preprocess_gfpgan(images: torch.Tensor) -> torch.Tensor:
 PREPROCESS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"vqfr": preprocess_vqfr, "gfpgan": preprocess_gfpgan}
 
 
-def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove the `module.` prefix that DataParallel checkpoints (resnet18_110.pth) carry."""
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
-
-
 def load_arcface(state_dict: dict[str, torch.Tensor] | None = None) -> ResNetArcFace:
     """A ResNetArcFace in eval mode with `state_dict`, or with the registered `arcface_resnet18` file (raises
     MissingWeightsError naming the file, its URL and where to put it when absent). Strict: a key or shape mismatch
     raises CheckpointError."""
     net = ResNetArcFace()
     if state_dict is None:
-        path = weights.require("arcface_resnet18")
-        try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from exc
-        if isinstance(state_dict, dict) and "params" in state_dict and isinstance(state_dict["params"], dict):
-            state_dict = state_dict["params"]
-    state_dict = strip_module_prefix(state_dict)
-    check_state_dict(net, state_dict, "the ArcFace ResNet-18 (use_se=False) checkpoint")
-    net.load_state_dict(state_dict, strict=True)
+        state_dict, _ = load_state_dict_file(weights.require("arcface_resnet18"))
+    load_checked(net, strip_prefix(state_dict), "the ArcFace ResNet-18 (use_se=False) checkpoint")
     return net.eval()

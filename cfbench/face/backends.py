@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from cfbench.errors import BadInputError
+from cfbench.imageio import to_uint8
 from cfbench.registry import Registry
 
 
@@ -75,8 +76,8 @@ def five_from_68(points68: np.ndarray) -> np.ndarray:
 def as_uint8_rgb(image: Any) -> np.ndarray:
     """The uint8 (H, W, 3) RGB array that the backends analyse, from any of:
 
-    - a float tensor (3, H, W) or (1, H, W) in [0, 1] (cfbench's image format): times 255, rounded (as
-      `cfbench.imageio.to_uint8`, so analysing a tensor equals analysing the PNG it is saved as);
+    - a float tensor (3, H, W) or (1, H, W) in [0, 1] (cfbench's image format): times 255, rounded
+      (`cfbench.imageio.to_uint8`, so analysing a tensor equals analysing the PNG it is saved as);
     - a uint8 numpy array (H, W, 3) RGB, (H, W, 4) RGBA (alpha dropped) or (H, W) gray.
 
     Gray images are repeated to three channels (the detectors then see gray faces: a documented outcome, not an
@@ -87,8 +88,7 @@ def as_uint8_rgb(image: Any) -> np.ndarray:
             raise BadInputError(f"expected a float tensor (3, H, W) in [0, 1]; got {image.dtype} {tuple(image.shape)}")
         if not torch.isfinite(image).all() or float(image.min()) < 0 or float(image.max()) > 1:
             raise BadInputError("image tensor values must be finite and in [0, 1]")
-        arr = image.detach().float().mul(255).round().to(torch.uint8).cpu()
-        image = arr.expand(3, -1, -1).permute(1, 2, 0).numpy()
+        image = to_uint8(image)
     if not isinstance(image, np.ndarray):
         raise BadInputError(f"expected a uint8 numpy image or a float tensor; got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cfbench import weights
-from cfbench.errors import BadInputError, CheckpointError
-from cfbench.models.checkpoint import check_state_dict
+from cfbench.errors import BadInputError
+from cfbench.imageio import to_uint8
+from cfbench.state_dict import load_checked, load_state_dict_file
 
 INPUT_SIZE = 256
 HEATMAP_SIZE = 64
@@ -161,23 +162,15 @@ def load_fan(state_dict: dict[str, torch.Tensor] | None = None) -> FAN:
     raises a one-line CheckpointError."""
     net = FAN()
     if state_dict is None:
-        path = weights.require("fan_wflw")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path} is not a readable torch checkpoint: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-            raise CheckpointError(f"{path} has no 'state_dict' entry; it is not alignment_WFLW_4HG.pth")
-        state_dict = ckpt["state_dict"]
-    check_state_dict(net, state_dict, "the FAN WFLW (4 hourglasses, 98 landmarks) checkpoint")
-    net.load_state_dict(state_dict, strict=True)
+        state_dict, _ = load_state_dict_file(weights.require("fan_wflw"), wrappers=("state_dict",))
+    load_checked(net, state_dict, "the FAN WFLW (4 hourglasses, 98 landmarks) checkpoint")
     return net.eval()
 
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 3, 256, 256) float32 in [0, 1]: rounded to uint8, `cv2.resize` INTER_LINEAR
     on the uint8 image (as upstream, which resizes the decoded file), / 255."""
-    u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    u8 = to_uint8(images)
     out = np.empty((len(u8), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
     for i, img in enumerate(u8):
         out[i] = cv2.resize(np.ascontiguousarray(img), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)

@@ -21,6 +21,7 @@ import torch
 from cfbench import weights
 from cfbench.errors import BadInputError, CheckpointError
 from cfbench.face.align import FFHQ_TEMPLATE_512
+from cfbench.imageio import to_uint8
 
 INPUT_SIZE = 112
 EMBEDDING_DIM = 512
@@ -96,7 +97,7 @@ class InsightFaceEmbedder:
         self.one_at_a_time = inp.shape[0] == 1  # a model exported with a fixed batch of 1
 
     def embed(self, images: torch.Tensor) -> np.ndarray:
-        u8 = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        u8 = to_uint8(images)
         five = aligned_face_points(*u8.shape[1:3])
         blob = preprocess(np.stack([align_112(np.ascontiguousarray(im), five) for im in u8]))
         chunks = [blob[i : i + 1] for i in range(len(blob))] if self.one_at_a_time else [blob]

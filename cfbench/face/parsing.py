@@ -19,7 +19,7 @@ from torch import nn
 
 from cfbench import weights
 from cfbench.errors import BadInputError
-from cfbench.models.checkpoint import check_state_dict, load_state_dict_file
+from cfbench.state_dict import load_checked, load_state_dict_file
 
 INPUT_SIZE = 512
 NUM_CLASSES = 19
@@ -120,8 +120,7 @@ def load_parsenet(state_dict: dict[str, torch.Tensor] | None = None) -> ParseNet
     net = ParseNet()
     if state_dict is None:  # a bare state_dict, read with weights_only=True
         state_dict, _ = load_state_dict_file(weights.require("parsing_parsenet"))
-    check_state_dict(net, state_dict, "the ParseNet checkpoint")
-    net.load_state_dict(state_dict, strict=True)
+    load_checked(net, state_dict, "the ParseNet checkpoint")
     return net.eval()
 
 

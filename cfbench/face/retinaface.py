@@ -21,9 +21,8 @@ from torch import nn
 
 from cfbench import weights
 from cfbench.errors import BadInputError
-from cfbench.face.arcface import strip_module_prefix
 from cfbench.face.backends import Face, FaceBox, as_uint8_rgb, register_backend
-from cfbench.models.checkpoint import check_state_dict, load_state_dict_file
+from cfbench.state_dict import load_checked, load_state_dict_file, strip_prefix
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 STEPS = (8, 16, 32)
@@ -161,9 +160,7 @@ def load_retinaface(state_dict: dict[str, torch.Tensor] | None = None) -> Retina
     net = RetinaFaceNet()
     if state_dict is None:  # a bare (DataParallel-prefixed) state_dict, read with weights_only=True
         state_dict, _ = load_state_dict_file(weights.require("retinaface_resnet50"))
-    state_dict = strip_module_prefix(state_dict)
-    check_state_dict(net, state_dict, "the RetinaFace ResNet-50 checkpoint")
-    net.load_state_dict(state_dict, strict=True)
+    load_checked(net, strip_prefix(state_dict), "the RetinaFace ResNet-50 checkpoint")
     return net.eval()
 
 

@@ -1,6 +1,7 @@
 """The metrics harness: registered metrics (`METRICS`), per-image and distribution interfaces, the GT feature cache
 and folder scoring. Importing this package registers every metric; heavy backends load lazily when built."""
 
+from cfbench.hashing import content_hash
 from cfbench.metrics import fid, identity, landmarks, lpips, niqe, psnr_ssim  # noqa: F401  (registration side effect)
 from cfbench.metrics.base import (
     DistributionMetric,
@@ -11,7 +12,7 @@ from cfbench.metrics.base import (
     check_images,
     check_pair,
 )
-from cfbench.metrics.cache import FeatureCache, content_hash
+from cfbench.metrics.cache import FeatureCache
 from cfbench.metrics.folders import FolderScores, ImagePair, build_metrics, pair_folders, score_folders
 from cfbench.metrics.registry import ALIASES, METRICS, get_metric, parse_metric_list
 

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,6 @@ import numpy as np
 
 from cfbench.atomic import atomic_write_bytes
 from cfbench.weights import cfbench_home
-
-
-def content_hash(chunks: Iterable[bytes]) -> str:
-    """sha256 over a sequence of byte strings (file contents, tensor bytes), each length-prefixed so that the
-    boundaries between them count."""
-    h = hashlib.sha256()
-    for chunk in chunks:
-        h.update(len(chunk).to_bytes(8, "little"))
-        h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_key(parts: dict[str, Any]) -> str:

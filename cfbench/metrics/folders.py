@@ -1,7 +1,8 @@
 """Score a folder of restored images, optionally against a folder of ground truth (`cfbench metrics`).
 
-Files are matched by name without extension (`00012.png` with `00012.jpg`); anything unmatched is an error that
-lists the names. Per-image metrics give one row per image; distribution metrics (FID) one value for the folder.
+Files are matched by name without extension (`00012.png` with `00012.jpg`, `cfbench.imageio.pair_by_stem`);
+anything unmatched is an error that lists the names. Per-image metrics give one row per image; distribution metrics
+(FID) one value for the folder.
 GT-side FID statistics and GT landmarks (`cfbench.metrics.gt_landmarks`) come from the feature cache when the
 same GT files were scored before with the same extractor and settings.
 """
@@ -19,9 +20,10 @@ import pandas as pd
 import torch
 
 from cfbench.errors import BadInputError, MissingWeightsError
-from cfbench.imageio import IMAGE_EXTENSIONS, read_image
+from cfbench.hashing import content_hash
+from cfbench.imageio import images_by_stem, name_list, pair_by_stem, read_image
 from cfbench.metrics.base import DistributionMetric, FeatureStatistics, MetricSpec, PerImageMetric
-from cfbench.metrics.cache import FeatureCache, content_hash
+from cfbench.metrics.cache import FeatureCache
 from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
 from cfbench.weights import require
 
@@ -55,37 +57,13 @@ class FolderScores:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _images_by_stem(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise BadInputError(f"folder not found: {folder}")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS:
-            if p.stem in found:
-                raise BadInputError(f"{folder} holds two images named {p.stem!r} ({found[p.stem].name}, {p.name})")
-            found[p.stem] = p
-    if not found:
-        raise BadInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
-    return found
-
-
-def _listing(names: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(sorted(names)[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike | None = None) -> list[ImagePair]:
-    """Restored images of `pred_dir` matched by stem with those of `gt_dir`, sorted by stem."""
-    preds = _images_by_stem(Path(pred_dir))
+    """Restored images of `pred_dir` matched by stem with those of `gt_dir` (`cfbench.imageio.pair_by_stem`),
+    sorted by stem."""
     if gt_dir is None:
-        return [ImagePair(p.name, p, None) for _, p in sorted(preds.items())]
-    gts = _images_by_stem(Path(gt_dir))
-    only_pred, only_gt = sorted(set(preds) - set(gts)), sorted(set(gts) - set(preds))
-    if only_pred or only_gt:
-        parts = [f"{len(only_pred)} restored image(s) have no GT ({_listing(only_pred)})"] if only_pred else []
-        parts += [f"{len(only_gt)} GT image(s) have no restored image ({_listing(only_gt)})"] if only_gt else []
-        raise BadInputError(f"files are matched by name: {'; '.join(parts)}")
-    return [ImagePair(preds[s].name, preds[s], gts[s]) for s in sorted(preds)]
+        return [ImagePair(p.name, p, None) for p in images_by_stem(pred_dir).values()]
+    preds, gts = pair_by_stem(pred_dir, gt_dir, ("restored", "GT"))
+    return [ImagePair(p.name, p, gts[s]) for s, p in preds.items()]
 
 
 def build_metrics(
@@ -110,7 +88,8 @@ def _load_batch(paths: Sequence[Path]) -> torch.Tensor:
     images = [read_image(p, require_rgb=True) for p in paths]
     sizes = {tuple(im.shape[1:]) for im in images}
     if len(sizes) > 1:
-        raise BadInputError(f"images of one folder must share a size; found {sorted(sizes)} among {_listing(paths)}")
+        names = name_list([p.name for p in paths])
+        raise BadInputError(f"images of one folder must share a size; found {sorted(sizes)} among {names}")
     return torch.stack(images)
 
 
@@ -151,7 +130,7 @@ def score_folders(
             gt = _load_batch([p.gt for p in chunk]) if has_gt else None
             if gt is not None and pred.shape != gt.shape:
                 bad = [p.name for p in chunk if read_image(p.pred).shape != read_image(p.gt).shape]
-                raise BadInputError(f"restored and GT sizes differ for {_listing(bad)}; resize one side first")
+                raise BadInputError(f"restored and GT sizes differ for {name_list(bad)}; resize one side first")
             for m in per_image:
                 columns[m.column].append(m.metric(pred, gt).cpu())
             for m in dist:

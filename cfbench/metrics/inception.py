@@ -22,13 +22,13 @@ with `normalize_input=True`. Resizing to 299 belongs to the caller (`cfbench.met
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfbench.errors import BadInputError, CheckpointError
+from cfbench.errors import BadInputError
+from cfbench.state_dict import load_checked, load_state_dict_file
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -194,58 +194,20 @@ class FIDInceptionV3(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def _key_list(keys: list[str], limit: int = 4) -> str:
-    shown = ", ".join(keys[:limit])
-    return f"{len(keys)} ({shown}{', ...' if len(keys) > limit else ''})"
-
-
-def load_state_dict_checked(
-    model: nn.Module, state: Mapping[str, torch.Tensor], source: str, assign: bool = False
-) -> None:
-    """Strict load; any missing, unexpected or wrongly shaped key raises a one-line CheckpointError.
-
-    `num_batches_tracked` buffers are the one exception: they only count training steps, never change eval outputs,
-    and files written by old PyTorch versions lack them, so missing ones are set to 0. `assign=True` adopts the
-    given tensors (for a model built on the meta device).
-    """
-    own = model.state_dict()
-    state = dict(state)
-    for key in own:
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros((), dtype=torch.long)
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = ([f"missing keys {_key_list(missing)}"] if missing else []) + (
-            [f"unexpected keys {_key_list(unexpected)}"] if unexpected else []
-        )
-        raise CheckpointError(f"{source} is not the FID Inception checkpoint: " + "; ".join(parts))
-    shapes = [k for k, v in own.items() if tuple(state[k].shape) != tuple(v.shape)]
-    if shapes:
-        k = shapes[0]
-        raise CheckpointError(
-            f"{source}: {len(shapes)} tensors have the wrong shape, e.g. {k} is {tuple(state[k].shape)}, "
-            f"the FID Inception needs {tuple(own[k].shape)}"
-        )
-    model.load_state_dict(state, strict=True, assign=assign)
-
-
 def load_fid_inception(path: str | os.PathLike, device: torch.device | str = "cpu") -> FIDInceptionV3:
     """Build the FID Inception and load `path` strictly (no download); eval mode, frozen, float32.
 
-    The module is built on the meta device and adopts the loaded tensors, so no random initialisation runs.
+    `num_batches_tracked` buffers are the one exception to strictness: they only count training steps, never change
+    eval outputs, and files written by old PyTorch versions lack them, so missing ones are set to 0. The module is
+    built on the meta device and adopts the loaded tensors, so no random initialisation runs.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read FID Inception weights {path}: {first}") from exc
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} is not a state_dict of tensors (the FID Inception weights file)")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict_file(path)[0].items()}
     with torch.device("meta"):
         model = FIDInceptionV3()
-    load_state_dict_checked(model, state, str(path), assign=True)
+    for key in model.state_dict():
+        if key.endswith("num_batches_tracked"):
+            state.setdefault(key, torch.zeros((), dtype=torch.long))
+    load_checked(model, state, str(path), "the FID Inception", assign=True)
     model.eval().requires_grad_(False)
     return model.to(device)
 

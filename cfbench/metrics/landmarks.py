@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from cfbench import weights
+from cfbench.hashing import content_hash
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
-from cfbench.metrics.cache import content_hash
 from cfbench.metrics.gt_landmarks import CachedGtSide, GtMemo, image_digest
 from cfbench.metrics.identity import _DlibPairMetric
 from cfbench.metrics.registry import register

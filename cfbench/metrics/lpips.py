@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from cfbench import weights
-from cfbench.errors import CheckpointError
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
 from cfbench.metrics.registry import register
+from cfbench.state_dict import check_state_dict, load_prefixed, load_state_dict_file
 
 # The layers of torchvision's `features` up to the last tap: ("conv", in, out, kernel, stride, padding),
 # ("relu",) or ("pool", kernel, stride). Positions in these lists are the `features.<i>` indices of the checkpoints.
@@ -83,26 +83,6 @@ def _build_features(layers: list[tuple]) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from cfbench.models.checkpoint import load_state_dict_file
-
-    return load_state_dict_file(path)[0]
-
-
-def _match(path: Path, got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
-    """Raise a one-line CheckpointError unless `got` has exactly the keys and shapes of `want`."""
-    missing = sorted(set(want) - set(got))
-    unexpected = sorted(set(got) - set(want))
-    wrong = sorted(k for k in set(want) & set(got) if got[k].shape != want[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                more = f" ... and {len(keys) - 4} more" if len(keys) > 4 else ""
-                parts.append(f"{label}: {', '.join(keys[:4])}{more}")
-        raise CheckpointError(f"{path} does not fit the LPIPS network ({'; '.join(parts)})")
-
-
 class LPIPSNet(nn.Module):
     """The LPIPS v0.1 network for `net` in ('alex', 'vgg'); `forward(pred, gt)` on [0, 1] images -> (N,).
 
@@ -126,16 +106,14 @@ class LPIPSNet(nn.Module):
     def load(self, backbone: Path, heads: Path) -> LPIPSNet:
         """Load the torchvision backbone (`features.<i>.weight/bias`; other keys such as `classifier.*` are ignored)
         and the v0.1 heads (`lin<k>.model.1.weight`); a key or shape mismatch raises CheckpointError."""
-        got = {k: v for k, v in _load_tensors(backbone).items() if k.startswith("features.")}
-        want = {f"features.{k}": v for k, v in self.features.state_dict().items()}
-        _match(backbone, got, want)
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in got.items()})
-        got = _load_tensors(heads)
+        name = f"the LPIPS network ({self.net})"
+        load_prefixed(self.features, load_state_dict_file(backbone)[0], "features.", str(backbone), name)
         want = {f"lin{i}.model.1.weight": h for i, h in enumerate(self.heads)}
-        _match(heads, got, want)
+        got = load_state_dict_file(heads)[0]
+        check_state_dict(want, got, str(heads), name)
         with torch.no_grad():
-            for i, h in enumerate(self.heads):
-                h.copy_(got[f"lin{i}.model.1.weight"])
+            for key, h in want.items():
+                h.copy_(got[key])
         return self
 
     def normalized_features(self, images: torch.Tensor) -> list[torch.Tensor]:

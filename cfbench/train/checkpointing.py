@@ -1,6 +1,6 @@
 """Resumable training state: one `torch.save` file written atomically (temp file + rename).
 
-Layout (BasicSR-like, so `cfbench.models.load_state_dict_file` reads the generator from it): `params` (generator),
+Layout (BasicSR-like, so `cfbench.state_dict.load_state_dict_file` reads the generator from it): `params` (generator),
 `params_ema` (its EMA: what inference loads), `params_d` (discriminator), `fixed` (the frozen target coder),
 `opt_g`/`opt_d`/`sched_g`/`sched_d`, `step`, `rng` (torch CPU/CUDA and Python `random` states), `config` (JSON),
 `log` (the logged rows so far, JSON).

@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
+from cfbench.data.faces import fit_face
 from cfbench.errors import BadInputError
-from cfbench.imageio import IMAGE_EXTENSIONS, to_uint8
+from cfbench.imageio import images_by_stem, read_image, to_uint8
 
 STAGE_INDEX = {"stage1": 1, "stage2": 2, "stage3": 3}
 
@@ -61,7 +61,8 @@ class Degrader:
 
 
 def load_faces(spec: str | os.PathLike, size: int, exclude: Sequence[str] = ()) -> tuple[FaceSet, list[str]]:
-    """(faces, skipped names) of `data.folder`: a folder of aligned faces, or a dataset spec of the eval registry
+    """(faces, skipped names) of `data.folder`: a folder of aligned faces (listed by `cfbench.imageio.images_by_stem`,
+    in file-name order), or a dataset spec of the eval registry
     (`hf:NAME[:split]`, `folder:PATH`, `demo`, ...; its GT side). Faces are resized to size x size, uint8 RGB.
     Unreadable images are skipped with a warning and counted; a name of `exclude` (file names for a folder, ids
     for a dataset) that is not there is an error, so a typo cannot train on a held-out face."""
@@ -87,13 +88,6 @@ def _skip(skipped: list[str], name: str, where: str, why: str) -> None:
     skipped.append(name)
 
 
-def _fit(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size:
-        return img
-    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_CUBIC
-    return cv2.resize(img, (size, size), interpolation=interp)
-
-
 def _faceset(names: list[str], images: list[np.ndarray], skipped: list[str], where: str) -> tuple[FaceSet, list[str]]:
     if not images:
         raise BadInputError(f"no usable images in {where} ({len(skipped)} skipped)")
@@ -101,23 +95,18 @@ def _faceset(names: list[str], images: list[np.ndarray], skipped: list[str], whe
 
 
 def _load_folder(folder: Path, size: int, exclude: Sequence[str]) -> tuple[FaceSet, list[str]]:
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = sorted(images_by_stem(folder).values())  # by file name, the order the batches index
     excluded = _check_exclude(exclude, [p.name for p in paths], str(folder))
     names, images, skipped = [], [], []
     for p in paths:
         if p.name in excluded:
             continue
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None or img.shape[0] != img.shape[1]:
-            _skip(
-                skipped,
-                p.name,
-                str(folder),
-                "cannot decode" if img is None else f"not square ({img.shape[1]}x{img.shape[0]})",
-            )
+        try:
+            images.append(fit_face(to_uint8(read_image(p)), size, str(p)))
+        except BadInputError as exc:
+            _skip(skipped, p.name, str(folder), str(exc))
             continue
         names.append(p.name)
-        images.append(_fit(img[:, :, ::-1], size))
     return _faceset(names, images, skipped, str(folder))
 
 
@@ -138,7 +127,7 @@ def _load_dataset(spec: str, size: int, exclude: Sequence[str]) -> tuple[FaceSet
             _skip(skipped, face_id, spec, str(exc))
             continue
         names.append(face_id)
-        images.append(_fit(to_uint8(gt), size))
+        images.append(fit_face(to_uint8(gt), size, face_id))
     return _faceset(names, images, skipped, spec)
 
 

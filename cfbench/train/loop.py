@@ -32,7 +32,7 @@ from torch import nn
 from cfbench.atomic import atomic_path, atomic_write_bytes
 from cfbench.errors import BadInputError
 from cfbench.models import build_model, save_checkpoint
-from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.state_dict import load_checked, load_state_dict_file
 from cfbench.train import checkpointing, distributed
 from cfbench.train.config import Scheduler, TrainConfig
 from cfbench.train.dataset import BatchMaker, IterationBatches, load_faces
@@ -76,16 +76,8 @@ def make_scheduler(opt: torch.optim.Optimizer, spec: Scheduler) -> torch.optim.l
 
 def load_init(net: nn.Module, path: str, what: str) -> None:
     """Load the tensors of `path` that `net` has (official `vqgan_path` / strict=False init); shape mismatches and
-    a file sharing no key with `net` are errors."""
-    state, _ = load_state_dict_file(path)
-    own = net.state_dict()
-    bad = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if bad:
-        raise BadInputError(f"{what} {path} does not fit the model: wrong shape for {bad[:4]}")
-    fit = {k: v for k, v in state.items() if k in own}
-    if not fit:
-        raise BadInputError(f"{what} {path} shares no weights with the model")
-    net.load_state_dict(fit, strict=False)
+    a file sharing no key with `net` are errors (CheckpointError)."""
+    load_checked(net, load_state_dict_file(path)[0], f"{what} {path}", "the model", strict=False)
 
 
 def _step_seed(seed: int, it: int) -> int:

@@ -10,9 +10,13 @@ without those weights must say `perceptual: none`.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cfbench.state_dict import load_prefixed, load_state_dict_file
 
 PERCEPTUAL_KINDS = ("none", "lpips", "vgg19")
 GAN_KINDS = ("hinge", "nonsaturating")
@@ -125,16 +129,9 @@ class VGG19Perceptual(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def load(self, path) -> VGG19Perceptual:
-        from cfbench.errors import CheckpointError
-        from cfbench.models.checkpoint import load_state_dict_file
-
-        got = {k.removeprefix("features."): v for k, v in load_state_dict_file(path)[0].items()}
-        want = self.features.state_dict()
-        missing = [k for k in want if k not in got or got[k].shape != want[k].shape]
-        if missing:
-            raise CheckpointError(f"{path} does not fit VGG19 features (missing or mis-shaped: {missing[:4]})")
-        self.features.load_state_dict({k: got[k] for k in want})
+    def load(self, path: str | os.PathLike) -> VGG19Perceptual:
+        """Load torchvision's VGG19 weights (`features.<i>` keys; the classifier is ignored), strictly."""
+        load_prefixed(self.features, load_state_dict_file(path)[0], "features.", str(path), "VGG19 features")
         return self
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -239,7 +239,7 @@ def test_real_checkpoint_format_loads(seeded_state, tmp_path, monkeypatch):
     net = load_fan()
     assert torch.equal(net.state_dict()["l3.bias"], seeded_state["l3.bias"])
     torch.save({"params": seeded_state}, path)
-    with pytest.raises(CheckpointError, match="no 'state_dict'"):
+    with pytest.raises(CheckpointError, match=r"holds no state_dict \(looked for state_dict; found \['params'\]\)"):
         load_fan()
 
 

@@ -31,9 +31,7 @@ from cfbench.imageio import read_image
 from cfbench.metrics import fid
 from cfbench.metrics.base import FeatureStatistics, MetricKind
 from cfbench.metrics.inception import (
-    FIDInceptionV3,
     load_fid_inception,
-    load_state_dict_checked,
     seeded_inception_state,
 )
 from cfbench.weights import WEIGHTS, sha256_file
@@ -180,20 +178,21 @@ def test_gpu_features_match_cpu(fid_run, fid_images):
 def test_checkpoint_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.pth"
     torch.save({"foo": torch.zeros(1)}, bad)
-    with pytest.raises(CheckpointError, match=r"missing keys \d+ \(Conv2d_1a_3x3.conv.weight") as info:
+    with pytest.raises(CheckpointError, match=r"missing \(\d+\): Conv2d_1a_3x3.conv.weight") as info:
         load_fid_inception(bad)
-    assert "unexpected keys 1 (foo)" in str(info.value) and "\n" not in str(info.value)
+    assert "unexpected (1): foo" in str(info.value) and "\n" not in str(info.value)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read FID Inception weights"):
+    with pytest.raises(CheckpointError, match="junk.pth is neither a PyTorch"):
         load_fid_inception(tmp_path / "junk.pth")
-    model = FIDInceptionV3()
-    state = model.state_dict()
+    state = seeded_inception_state()
     state["fc.weight"] = torch.zeros(1000, 2048)
-    with pytest.raises(CheckpointError, match=r"fc.weight is \(1000, 2048\)"):
-        load_state_dict_checked(model, state, "x.pth")
+    torch.save(state, tmp_path / "fc.pth")
+    with pytest.raises(CheckpointError, match=r"fc.weight \(1000, 2048\) != \(1008, 2048\)"):
+        load_fid_inception(tmp_path / "fc.pth")
     # files from old PyTorch versions without num_batches_tracked load
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    load_state_dict_checked(model, state, "old.pth")
+    state = {k: v for k, v in seeded_inception_state().items() if not k.endswith("num_batches_tracked")}
+    torch.save(state, tmp_path / "old.pth")
+    load_fid_inception(tmp_path / "old.pth")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -66,6 +66,17 @@ def test_pairs_match_by_stem_and_unmatched_files_are_listed(tmp_path):
     assert "2 restored image(s) have no GT" in msg and pairs[3].pred.stem in msg and "stranger" in msg
 
 
+def test_folders_are_listed_like_dataset_folders(tmp_path):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "a.png").write_bytes((FIXTURES / "gt" / "ffhq_00003.png").read_bytes())
+    (pred / "scores.csv").write_text("sidecar files are ignored")
+    assert [p.name for p in pair_folders(pred)] == ["a.png"]
+    (pred / "b.gif").write_bytes(b"GIF89a")
+    with pytest.raises(BadInputError, match=r"b\.gif is not an image"):
+        pair_folders(pred)
+
+
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(BadInputError, match="no image files"):
         pair_folders(tmp_path)

@@ -7,7 +7,7 @@ import torch
 
 from cfbench.errors import CheckpointError
 from cfbench.models import build_model, load_checkpoint, save_checkpoint
-from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.state_dict import load_state_dict_file
 from tests.conftest import TINY_CODEFORMER
 
 

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from cfbench.models import load_checkpoint
-from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.state_dict import load_state_dict_file
 from cfbench.train.bundle import CARD_KEY, EVAL_PRESETS, chroma_correlation, export, half_rounded, image_scores
 from cfbench.train.config import STAGE_NAMES, _merge
 from cfbench.train.loop import Trainer

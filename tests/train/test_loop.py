@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cfbench.cli.train import register
 from cfbench.errors import BadInputError
 from cfbench.models import load_checkpoint
-from cfbench.models.checkpoint import load_state_dict_file
+from cfbench.state_dict import load_state_dict_file
 from cfbench.train.dataset import load_faces
 from cfbench.train.loop import Trainer, amp_dtype
 from tests.train.helpers import TINY_YAML, tiny
