@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 
 from cfbench.atomic import atomic_write_bytes
-from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
+from cfbench.eval.store.schema import GROUP_COLUMNS, GROUPS, N_IMAGES, RESULTS, TABLES
 
 PER_IMAGE = "per-image"
 DISTRIBUTION = "distribution"
-KEY_COLUMNS = ("checkpoint", "severity", "w")
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def build_table(
         else:
             skipped.append(name)
 
-    keys = list(KEY_COLUMNS)
+    keys = list(GROUP_COLUMNS)
     results = results.sort_values([*keys, "image_id"], kind="mergesort")
     group_values = groups.set_index(keys) if len(groups) else None
     records: list[dict[str, Any]] = []
@@ -277,7 +276,7 @@ def to_latex(table: FidelityTable) -> str:
 def write_tables(table: FidelityTable, out_dir: str | os.PathLike) -> dict[str, Path]:
     """table.md, table.csv and table.tex in `out_dir`, each written atomically."""
     out_dir = Path(out_dir)
-    paths = {"md": out_dir / "table.md", "csv": out_dir / "table.csv", "tex": out_dir / "table.tex"}
+    paths = {fmt: out_dir / name for fmt, name in TABLES.items()}
     atomic_write_bytes(paths["md"], to_markdown(table).encode())
     atomic_write_bytes(paths["csv"], to_csv(table).encode())
     atomic_write_bytes(paths["tex"], to_latex(table).encode())

@@ -13,7 +13,19 @@ import pytest
 
 from cfbench.errors import BadInputError
 from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, GroupKey, PartKey, RunStore, StoreError
-from cfbench.eval.store.schema import SCHEMA_VERSION
+from cfbench.eval.store.schema import (
+    CODES_ARRAYS,
+    DIRECTIONS,
+    GROUP_COLUMNS,
+    ID_COLUMNS,
+    MANIFEST_KEYS,
+    N_IMAGES,
+    NON_METRIC_COLUMNS,
+    OUTPUTS,
+    SCHEMA_VERSION,
+    SKIPPED_METRICS,
+    TABLES,
+)
 from cfbench.metrics.base import FeatureStatistics
 
 WS = (0.0, 0.5, 1.0)
@@ -172,6 +184,22 @@ def test_committed_run_dir_resumes_with_the_sweep_ignore_keys(tmp_path):
     assert store.manifest["status"] == "running" and store.manifest["resumed"][-1]["config"]["device"] == "meta"
     with pytest.raises(BadInputError, match="another config"):
         RunStore(run).open({**config, "seed": config["seed"] + 1}, PROV)
+
+
+def test_committed_run_dir_follows_the_schema():
+    """The schema module describes what the runner wrote into the committed fixture: files, columns, arrays,
+    manifest keys."""
+    manifest = json.loads((RUN_SMALL / MANIFEST).read_text())
+    assert set(MANIFEST_KEYS) | {OUTPUTS, DIRECTIONS, SKIPPED_METRICS} <= set(manifest)
+    assert manifest["kind"] == "cfbench-eval-run" and manifest["schema_version"] == SCHEMA_VERSION
+    results = pd.read_parquet(RUN_SMALL / RESULTS)
+    assert tuple(results.columns[: len(ID_COLUMNS)]) == ID_COLUMNS
+    assert set(results.columns) == {*NON_METRIC_COLUMNS, *manifest[OUTPUTS]["metric_columns"]}
+    groups = pd.read_parquet(RUN_SMALL / GROUPS)
+    assert tuple(groups.columns[: len(GROUP_COLUMNS) + 1]) == (*GROUP_COLUMNS, N_IMAGES)
+    with np.load(RUN_SMALL / CODES) as z:
+        assert set(CODES_ARRAYS) <= set(z.files)
+    assert all((RUN_SMALL / name).is_file() for name in TABLES.values())
 
 
 def test_other_schema_version_is_refused(tmp_path):

@@ -15,7 +15,7 @@ Layout of a run dir::
     codes.npz             CODES_ARRAYS per (checkpoint, severity, image_id): the predicted code indices (they do
                           not depend on w), and any further code sets (``nn_codes``...), -1 where a part had none
     table.md/.csv/.tex    the fidelity-vs-quality table (`cfbench.eval.tables`)
-    images/               restored faces (and LQ/GT) when the run saved them: `image_path`
+    images/               the faces, when the run saved them: `restored_image_path`, `input_image_path`
 
 Every reader and writer of a run dir (the store, tables, reports, regress) takes these names from here. A change
 that old run dirs cannot be read with bumps SCHEMA_VERSION; the store then refuses them with a clear message.
@@ -61,9 +61,14 @@ DIRECTIONS = "directions"  # metric column -> higher is better, recorded by the 
 SKIPPED_METRICS = "skipped_metrics"  # metric name -> why it did not run, recorded by the runner at finalize
 
 
-def image_path(run_dir: Path, checkpoint: str, severity: str, what: str, image_id: str) -> Path:
-    """Where a saved face lies: `what` is ``w<w:g>`` (restored at w) or ``lq`` under the checkpoint and severity,
-    or ``gt`` (the GT face, shared by all)."""
-    if what == "gt":
+def restored_image_path(run_dir: Path, checkpoint: str, severity: str, w: float, image_id: str) -> Path:
+    """Where a saved restored face lies: ``images/<checkpoint>/severity_<severity>/w<w>/<image_id>.png``."""
+    return run_dir / IMAGES / checkpoint / f"severity_{severity}" / f"w{w:g}" / f"{image_id}.png"
+
+
+def input_image_path(run_dir: Path, kind: str, checkpoint: str, severity: str, image_id: str) -> Path:
+    """Where a saved input face lies: `kind` ``lq`` under ``images/<checkpoint>/severity_<severity>/lq/``, ``gt``
+    under ``images/gt/`` (shared by all checkpoints and severities)."""
+    if kind == "gt":
         return run_dir / IMAGES / "gt" / f"{image_id}.png"
-    return run_dir / IMAGES / checkpoint / f"severity_{severity}" / what / f"{image_id}.png"
+    return run_dir / IMAGES / checkpoint / f"severity_{severity}" / "lq" / f"{image_id}.png"
