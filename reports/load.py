@@ -1,4 +1,4 @@
-"""Read a finished `cfbench eval` run directory (see `cfbench.eval.store`) into memory; nothing else.
+"""Read a finished `cfbench eval` run directory (its schema: `cfbench.eval.store.schema`) into memory; nothing else.
 
 A report reads only the run dir: manifest.json (config, provenance, metric directions, skipped metrics),
 results.parquet (one row per image x w x severity x checkpoint), groups.parquet (per-group means and FID) and
@@ -21,9 +21,20 @@ import pandas as pd
 
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import protocol_line
-from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, RUN_KIND
-
-REQUIRED_COLUMNS = ("checkpoint", "severity", "w", "image_id")
+from cfbench.eval.store.schema import (
+    CODES,
+    CODES_KEY_ARRAYS,
+    COMPLETE,
+    DIRECTIONS,
+    GROUPS,
+    ID_COLUMNS,
+    MANIFEST,
+    RESULTS,
+    RUN_KIND,
+    SKIPPED_METRICS,
+    input_image_path,
+    restored_image_path,
+)
 
 
 @dataclass
@@ -71,7 +82,7 @@ class Run:
     def image_path(self, checkpoint: str, severity: str, w: float, image_id: str) -> Path | None:
         """The restored face `cfbench eval --save-images` wrote, or None when the run did not save it."""
         root, ckpt = self._where(checkpoint)
-        path = root / "images" / ckpt / f"severity_{severity}" / f"w{w:g}" / f"{image_id}.png"
+        path = restored_image_path(root, ckpt, severity, w, image_id)
         return path if path.is_file() else None
 
     def source_image_path(self, kind: str, checkpoint: str, severity: str, image_id: str) -> Path | None:
@@ -79,10 +90,7 @@ class Run:
         ``images/gt/``, written by `cfbench eval --save-images`), else None (runs made without them, or before they were
         saved, such as the committed test fixture)."""
         root, ckpt = self._where(checkpoint)
-        if kind == "gt":
-            path = root / "images" / "gt" / f"{image_id}.png"
-        else:
-            path = root / "images" / ckpt / f"severity_{severity}" / "lq" / f"{image_id}.png"
+        path = input_image_path(root, kind, ckpt, severity, image_id)
         return path if path.is_file() else None
 
 
@@ -111,7 +119,7 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
         raise BadInputError(f"{path} is unreadable ({err})") from None
     if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
         raise BadInputError(f"{path} is not a cfbench eval manifest (kind is not {RUN_KIND!r})")
-    if data.get("status") != "complete":
+    if data.get("status") != COMPLETE:
         raise BadInputError(f"{run_dir} holds an unfinished run (status {data.get('status')!r}); finish or resume it")
     return data
 
@@ -133,7 +141,7 @@ def _read_codes(path: Path) -> dict[str, np.ndarray] | None:
             codes = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise BadInputError(f"{path} is unreadable ({err})") from None
-    missing = [k for k in ("checkpoint", "severity", "image_id", "codes") if k not in codes]
+    missing = [k for k in (*CODES_KEY_ARRAYS, "codes") if k not in codes]
     if missing:
         raise BadInputError(f"{path} lacks the arrays {missing}")
     return codes
@@ -145,7 +153,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     manifest = _read_manifest(run_dir)
     results = _read_parquet(run_dir / RESULTS, "per-image results")
     groups = _read_parquet(run_dir / GROUPS, "per-group means")
-    missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
+    missing = [c for c in ID_COLUMNS if c not in results.columns]
     if missing:
         raise BadInputError(f"{run_dir / RESULTS} lacks the columns {missing}")
     if results.empty:
@@ -155,11 +163,11 @@ def load_run(run_dir: str | os.PathLike) -> Run:
         if col in groups.columns:
             groups[col] = groups[col].astype(str)
     results["w"] = results["w"].astype(np.float64)
-    stored = manifest.get("directions")
+    stored = manifest.get(DIRECTIONS)
     if not isinstance(stored, dict):  # an older run: guess nothing, use every numeric column as lower-is-better
         raise BadInputError(f"{run_dir / MANIFEST} records no metric directions; re-run `cfbench eval`")
     directions = {str(k): bool(v) for k, v in stored.items() if k in results.columns or k in groups.columns}
-    absent = {str(k): str(v) for k, v in (manifest.get("skipped_metrics") or {}).items()}
+    absent = {str(k): str(v) for k, v in (manifest.get(SKIPPED_METRICS) or {}).items()}
     for k in stored:
         if k not in directions:
             absent.setdefault(str(k), "listed in the manifest but not in the results")
@@ -197,7 +205,7 @@ def combine(runs: list[Run]) -> Run:
     merged_codes = None
     if codes:
         width = max(c["codes"].shape[1] for c in codes)
-        merged_codes = {k: np.concatenate([c[k] for c in codes]) for k in ("checkpoint", "severity", "image_id")}
+        merged_codes = {k: np.concatenate([c[k] for c in codes]) for k in CODES_KEY_ARRAYS}
         # every (N, tokens) code set of any run (codes, nn_codes...); -1 pads short rows and runs without the set
         names = sorted({k for c in codes for k, v in c.items() if k not in merged_codes and v.ndim == 2})
         for name in names:

@@ -13,6 +13,7 @@ from cfbench.cli.common import console, progress
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.protocols import protocol_line
 from cfbench.eval.runner import FidelityWeightSweep
+from cfbench.eval.store.schema import GROUPS
 from cfbench.eval.tables import rich_table
 
 
@@ -117,7 +118,7 @@ def eval_command(
         f"results in {result.run_dir} (results.parquet, groups.parquet, table.md/csv/tex)"
     )
     if as_json:
-        groups = json.loads(pd.read_parquet(result.run_dir / "groups.parquet").to_json(orient="records"))
+        groups = json.loads(pd.read_parquet(result.run_dir / GROUPS).to_json(orient="records"))
         typer.echo(json.dumps({"run_dir": str(result.run_dir), "skipped": result.skipped, "groups": groups}, indent=2))
 
 

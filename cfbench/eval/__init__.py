@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from cfbench.eval.config import NON_RESULT_KEYS
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
-from cfbench.eval.store import DEFAULT_IGNORE_KEYS, GroupKey, PartKey, RunStore, StoreError, config_differences
+from cfbench.eval.store import GroupKey, PartKey, RunStore, StoreError, config_differences
 from cfbench.eval.tables import FidelityTable, build_table, load_table, rich_table, terminal_rows, write_tables
 
 __all__ = [
-    "DEFAULT_IGNORE_KEYS",
+    "NON_RESULT_KEYS",
     "FidelityTable",
     "GroupKey",
     "PartKey",

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.errors import BadInputError
-from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
+from cfbench.eval.store.schema import GROUP_COLUMNS, GROUPS, N_IMAGES, RESULTS
 from cfbench.tabular import (
     csv_text,
     decimals,
@@ -44,7 +44,6 @@ from cfbench.tabular import (
 
 PER_IMAGE = "per-image"
 DISTRIBUTION = "distribution"
-KEY_COLUMNS = ("checkpoint", "severity", "w")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def build_table(
         else:
             skipped.append(name)
 
-    keys = list(KEY_COLUMNS)
+    keys = list(GROUP_COLUMNS)
     results = results.sort_values([*keys, "image_id"], kind="mergesort")
     group_values = groups.set_index(keys) if len(groups) else None
     records: list[dict[str, Any]] = []

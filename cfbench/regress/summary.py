@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cfbench.errors import BadInputError
-from cfbench.eval.store import GROUPS, N_IMAGES, RESULTS
+from cfbench.eval.store.schema import GROUPS, N_IMAGES, RESULTS
 from cfbench.eval.tables import bootstrap_interval
 
 N_BOOT = 1000

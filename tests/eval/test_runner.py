@@ -19,6 +19,7 @@ from cfbench.data import get_dataset, with_severity
 from cfbench.errors import BadInputError
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.runner import FidelityWeightSweep, quantize
+from cfbench.eval.store.schema import NON_METRIC_COLUMNS
 from cfbench.metrics.psnr_ssim import PSNR
 from cfbench.restoration import load_restorer, restore_batch
 
@@ -55,6 +56,7 @@ def test_results_equal_a_direct_computation_and_the_table_their_means(three_face
     result = FidelityWeightSweep(cfg, log=lambda _: None).run()
     rows = pd.read_parquet(result.run_dir / "results.parquet")
     assert len(rows) == 2 * 2 and set(rows["w"]) == {0.0, 1.0}
+    assert set(rows.columns) == {*NON_METRIC_COLUMNS, "psnr", "ssim"}
     data = with_severity(get_dataset(cfg.dataset), "2", seed=cfg.seed)
     net = load_restorer("codeformer_tiny", "cpu")
     psnr = PSNR()

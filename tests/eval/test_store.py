@@ -4,6 +4,8 @@ group means, codes), and FID accumulators merged across parts."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,19 @@ import pytest
 
 from cfbench.errors import BadInputError
 from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, GroupKey, PartKey, RunStore, StoreError
+from cfbench.eval.store.schema import (
+    CODES_ARRAYS,
+    DIRECTIONS,
+    GROUP_COLUMNS,
+    ID_COLUMNS,
+    MANIFEST_KEYS,
+    N_IMAGES,
+    NON_METRIC_COLUMNS,
+    OUTPUTS,
+    SCHEMA_VERSION,
+    SKIPPED_METRICS,
+    TABLES,
+)
 from cfbench.metrics.base import FeatureStatistics
 
 WS = (0.0, 0.5, 1.0)
@@ -18,6 +33,7 @@ CONFIG = {"dataset": "demo", "w": list(WS), "severity": ["0", "2"], "seed": 0, "
 PROV = {"cfbench": "0.1.0", "device": "cpu", "git": None}
 IGNORE = ("batch_size", "device", "run_dir")
 DIM = 6
+RUN_SMALL = Path(__file__).parents[1] / "data" / "run_small" / "run"
 
 
 def make_rows(key: PartKey, ids: list[str], seed: int = 0) -> pd.DataFrame:
@@ -155,6 +171,43 @@ def test_secondary_open_does_not_write(tmp_path):
     before = (tmp_path / MANIFEST).read_bytes()
     RunStore(tmp_path).open(CONFIG, PROV, IGNORE, primary=False)
     assert (tmp_path / MANIFEST).read_bytes() == before
+
+
+def test_committed_run_dir_resumes_with_the_sweep_ignore_keys(tmp_path):
+    """A run dir written before (the committed fixture) still opens for resume; the store's default ignore keys
+    are the sweep's NON_RESULT_KEYS, so another batch size or device resumes it."""
+    run = tmp_path / "run"
+    shutil.copytree(RUN_SMALL, run, ignore=shutil.ignore_patterns("images"))
+    config = json.loads((run / MANIFEST).read_text())["config"]
+    store = RunStore(run)
+    store.open({**config, "batch_size": config["batch_size"] + 1, "device": "meta"}, PROV)
+    assert store.manifest["status"] == "running" and store.manifest["resumed"][-1]["config"]["device"] == "meta"
+    with pytest.raises(BadInputError, match="another config"):
+        RunStore(run).open({**config, "seed": config["seed"] + 1}, PROV)
+
+
+def test_committed_run_dir_follows_the_schema():
+    """The schema module describes what the runner wrote into the committed fixture: files, columns, arrays,
+    manifest keys."""
+    manifest = json.loads((RUN_SMALL / MANIFEST).read_text())
+    assert set(MANIFEST_KEYS) | {OUTPUTS, DIRECTIONS, SKIPPED_METRICS} <= set(manifest)
+    assert manifest["kind"] == "cfbench-eval-run" and manifest["schema_version"] == SCHEMA_VERSION
+    results = pd.read_parquet(RUN_SMALL / RESULTS)
+    assert tuple(results.columns[: len(ID_COLUMNS)]) == ID_COLUMNS
+    assert set(results.columns) == {*NON_METRIC_COLUMNS, *manifest[OUTPUTS]["metric_columns"]}
+    groups = pd.read_parquet(RUN_SMALL / GROUPS)
+    assert tuple(groups.columns[: len(GROUP_COLUMNS) + 1]) == (*GROUP_COLUMNS, N_IMAGES)
+    with np.load(RUN_SMALL / CODES) as z:
+        assert set(CODES_ARRAYS) <= set(z.files)
+    assert all((RUN_SMALL / name).is_file() for name in TABLES.values())
+
+
+def test_other_schema_version_is_refused(tmp_path):
+    open_store(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    (tmp_path / MANIFEST).write_text(json.dumps({**manifest, "schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(BadInputError, match=f"schema version {SCHEMA_VERSION + 1}, this cfbench writes"):
+        open_store(tmp_path)
 
 
 # -------------------------------------------------------------------------------------------------- parts
