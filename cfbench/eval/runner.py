@@ -36,6 +36,19 @@ from cfbench.eval.requirements import check_requirements, checkpoint_names, metr
 from cfbench.eval.restorer import Restorer, load_sweep_restorer
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.eval.store import PartKey, RunStore
+from cfbench.eval.store.schema import (
+    DEGRADATION,
+    DIRECTIONS,
+    GROUPS,
+    ID_COLUMNS,
+    MODEL_MS,
+    POSE_COLUMNS,
+    RESULTS,
+    SKIPPED_METRICS,
+    STAGE_SECONDS,
+    input_image_path,
+    restored_image_path,
+)
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
 from cfbench.eval.timing import StageTimes
 from cfbench.imageio import write_image
@@ -207,9 +220,9 @@ class FidelityWeightSweep:
         with self.times("finalize"):
             distribution = self._distribution_rows(store, gt_stats)
         columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
-        extra = {"directions": self.directions, "skipped_metrics": self.skipped, "stage_seconds": self.times.seconds}
+        extra = {DIRECTIONS: self.directions, SKIPPED_METRICS: self.skipped, STAGE_SECONDS: self.times.seconds}
         store.finalize(distribution, columns, manifest_extra=extra)
-        table = build_table(self.run_dir / "results.parquet", self.run_dir / "groups.parquet", self.directions)
+        table = build_table(self.run_dir / RESULTS, self.run_dir / GROUPS, self.directions)
         table.skipped += [name for name in self.skipped if name not in table.skipped]
         table.caption = protocol_line(self.protocol_record())
         write_tables(table, self.run_dir)
@@ -264,21 +277,11 @@ class FidelityWeightSweep:
                 for name, mat in nn_sets.items():
                     code_sets.setdefault(name, {})[s.id] = mat[j].cpu().numpy()
                 meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
+                pose = dict(zip(POSE_COLUMNS, self._gt_pose(s), strict=True))
                 for i, w in enumerate(self.ws):
-                    row = {"image_id": s.id, "checkpoint": net.label, "severity": severity, "w": w}
-                    row.update({c: float(v[i * n + j]) for c, v in values.items()})
-                    with self.times("gt pose"):
-                        yaw, pitch, roll = self._gt_pose(s)
-                    rows.append(
-                        {
-                            **row,
-                            "degradation": meta,
-                            "model_ms_per_face": model_ms,
-                            "gt_yaw": yaw,
-                            "gt_pitch": pitch,
-                            "gt_roll": roll,
-                        }
-                    )
+                    ids = dict(zip(ID_COLUMNS, (net.label, severity, w, s.id), strict=True))
+                    metrics = {c: float(v[i * n + j]) for c, v in values.items()}
+                    rows.append({**ids, **metrics, DEGRADATION: meta, MODEL_MS: model_ms, **pose})
             if self.config.save_images:
                 self._save_images(restored, samples, net.label, severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
@@ -304,16 +307,15 @@ class FidelityWeightSweep:
         return values
 
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
-        """images/<checkpoint>/severity_<s>/w<w>/<id>.png, the LQ input beside them (lq/), the GT once (gt/)."""
+        """The restored faces, the LQ input beside them and the GT once, where the schema puts them."""
         n = len(samples)
-        folder = self.run_dir / "images" / label / f"severity_{severity}"
         for j, s in enumerate(samples):
-            write_image(folder / "lq" / f"{s.id}.png", s.lq)
-            gt_path = self.run_dir / "images" / "gt" / f"{s.id}.png"
+            write_image(input_image_path(self.run_dir, "lq", label, severity, s.id), s.lq)
+            gt_path = input_image_path(self.run_dir, "gt", label, severity, s.id)
             if s.gt is not None and not gt_path.exists():
                 write_image(gt_path, s.gt)
             for i, w in enumerate(self.ws):
-                write_image(folder / f"w{w:g}" / f"{s.id}.png", restored[i * n + j].cpu())
+                write_image(restored_image_path(self.run_dir, label, severity, w, s.id), restored[i * n + j].cpu())
 
     def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content: the

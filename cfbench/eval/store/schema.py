@@ -59,6 +59,7 @@ OUTPUTS = "outputs"  # what finalize wrote
 RUNNING, COMPLETE = "running", "complete"  # the values of "status"
 DIRECTIONS = "directions"  # metric column -> higher is better, recorded by the runner at finalize
 SKIPPED_METRICS = "skipped_metrics"  # metric name -> why it did not run, recorded by the runner at finalize
+STAGE_SECONDS = "stage_seconds"  # stage -> wall seconds of the last process's work, recorded by the runner
 
 
 def restored_image_path(run_dir: Path, checkpoint: str, severity: str, w: float, image_id: str) -> Path:
