@@ -89,7 +89,7 @@ def main() -> None:
     report = {"runs": runs, "metrics": METRICS, "estimate_3000x11_hours": round(estimate_h, 2)}
     for r in runs:
         print(
-            f"{r['faces']:>5} faces x 11 w: {r['seconds']:8.1f} s, {r['faces_x_w_per_s']:.3f} faces x w/s, "
+            f"{r['faces']:>5} faces x {r['w']} w: {r['seconds']:8.1f} s, {r['faces_x_w_per_s']:.3f} faces x w/s, "
             f"peak RSS {r['peak_rss_mb']} MB"
         )
         total = sum(r["stage_seconds"].values())
