@@ -16,6 +16,7 @@ from cfbench import weights
 from cfbench.atomic import atomic_write_bytes
 from cfbench.cli.common import console, pick_device, progress
 from cfbench.errors import BadInputError, MissingRequirementsError
+from cfbench.eval.requirements import needs_gt
 from cfbench.metrics import (
     ALIASES,
     METRICS,
@@ -26,8 +27,7 @@ from cfbench.metrics import (
     parse_metric_list,
     score_folders,
 )
-
-DEFAULT_METRICS = "psnr,ssim,lpips,niqe,fid"
+from cfbench.metrics.registry import DEFAULT_METRICS
 
 
 def list_metrics(as_json: bool) -> None:
@@ -68,7 +68,7 @@ def metrics_command(
         None,
         "--metrics",
         "-m",
-        help=f"Comma-separated metric names (see `cfbench metrics list`). Default: {DEFAULT_METRICS} "
+        help=f"Comma-separated metric names (see `cfbench metrics list`). Default: {','.join(DEFAULT_METRICS)} "
         "(only the no-reference ones without a GT folder).",
         show_default=False,
     ),
@@ -90,9 +90,9 @@ def metrics_command(
     if pred_dir == "list" and gt_dir is None:
         list_metrics(as_json)
         return
-    specs = parse_metric_list(metrics or DEFAULT_METRICS)
+    specs = parse_metric_list(metrics or ",".join(DEFAULT_METRICS))
     if gt_dir is None and metrics is None:
-        specs = [s for s in specs if not s.needs_gt and not (s.family == "fid" and fid_ref == "gt")]
+        specs = [s for s in specs if not needs_gt(s, {"ref": fid_ref})]
     if not specs:
         raise BadInputError("no metric left to compute; give a GT folder or choose --metrics")
     pairs = pair_folders(pred_dir, gt_dir)

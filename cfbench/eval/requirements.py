@@ -18,10 +18,8 @@ from cfbench.errors import BadInputError, MissingRequirementsError
 from cfbench.eval.config import SweepConfig
 from cfbench.metrics import METRICS, MetricSpec, build_metrics, parse_metric_list
 from cfbench.metrics.folders import BuiltMetric
+from cfbench.metrics.registry import DEFAULT_METRICS
 from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint
-
-# The metrics of a sweep that names none: the first variant of every family (the others are asked for by name).
-DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
 
 
 def metric_options(config: SweepConfig) -> dict[str, Any]:

@@ -7,6 +7,10 @@ from cfbench.registry import Registry
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
+# The metrics of a run that names none (`cfbench eval` without a protocol's list, `cfbench metrics`): the first
+# variant of every family whose weights can ship with cfbench or on PyPI; the others are asked for by name.
+DEFAULT_METRICS = ("psnr", "ssim", "lpips[vgg]", "niqe", "fid", "identity_cos[dlib]", "lmd[dlib]")
+
 # Short names users type, mapped to the variant they mean; results always carry the full name.
 ALIASES: dict[str, str] = {"lpips": "lpips[vgg]"}
 
