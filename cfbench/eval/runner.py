@@ -52,10 +52,12 @@ from cfbench.eval.store.schema import (
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
 from cfbench.eval.timing import StageTimes
 from cfbench.imageio import write_image
-from cfbench.metrics import DistributionMetric, FeatureCache, PerImageMetric
-from cfbench.metrics.folders import cached_gt_statistics, store_gt_statistics
-from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
+from cfbench.metrics import DistributionMetric, FeatureCache, FeatureStatistics, PerImageMetric
+from cfbench.metrics.cache import GtSideEntry, restore_entries, store_entries
+from cfbench.metrics.folders import gt_statistics_entries
+from cfbench.metrics.gt_landmarks import gt_landmark_entries
 
+GT_POSE = "gt pose"  # the name of the GT pose cache entry
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
 
 
@@ -318,53 +320,55 @@ class FidelityWeightSweep:
                 write_image(restored_image_path(self.run_dir, label, severity, w, s.id), restored[i * n + j].cpu())
 
     def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content: the
-        reference (mean, cov) of every distribution metric (the GT set's, or its statistics file's), the GT
-        landmarks of the face metrics (kept in their memos) and the GT head poses (kept in `self._poses`)."""
+        """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content
+        (`cfbench.metrics.cache` entries): the reference (mean, cov) of every distribution metric (the GT set's, or
+        its statistics file's), the GT landmarks of the face metrics (kept in their memos) and the GT head poses
+        (kept in `self._poses`)."""
         cache = FeatureCache()
         dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
         refs = {m.column: m.metric.reference_statistics() for m in dist if not m.metric.uses_gt}
         named = {"dataset": self.dataset.content_hash(), "n": len(self.indices)} if self.has_gt else {}
-        stats, todo = cached_gt_statistics(dist, lambda: named, cache)
-        for column in sorted(stats.keys() - todo.keys()):
-            refs[column] = (stats[column].mean, stats[column].cov)
-            self.log(f"{column}: GT statistics from the cache")
-        landmarks_todo, landmarks_loaded = cached_gt_landmarks(self.metrics, lambda: named, cache)
-        for m in landmarks_loaded:
-            self.log(f"{m.column}: GT landmarks from the cache")
-        pose_parts = None
+        stats: dict[str, FeatureStatistics] = {}
+        entries = gt_statistics_entries(dist, lambda: named, stats) + gt_landmark_entries(self.metrics, lambda: named)
         if self.pose_backend is not None and self.has_gt:
-            pose_parts = {"kind": "gt_head_pose", "backend": self.pose_note, **named, "version": 2}
-            cached = cache.load("gt_pose", pose_parts)
-            if cached is not None:
-                ids, poses = cached["ids"].tolist(), cached["pose"]
-                self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
-                pose_parts = None
-        if not todo and not landmarks_todo and pose_parts is None:
-            return refs
-        ids = []
-        for b in range(0, len(self.indices), self.config.batch_size):
-            samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
-            if todo or landmarks_todo:
-                gt = torch.stack([s.gt for s in samples]).to(self.device)
-                with torch.inference_mode():
-                    for m in dist:
-                        if m.column in todo:
-                            stats[m.column].add(m.metric.features(gt))
-                    for m, _ in landmarks_todo:
-                        m.metric.fill_gt(gt)
-            if pose_parts is not None:
-                for s in samples:
-                    self._gt_pose(s)
-                    ids.append(s.id)
-            self.progress("GT features and pose", b + len(samples), len(self.indices))
-        store_gt_statistics(stats, todo, cache)
-        store_gt_landmarks(landmarks_todo, cache)
-        refs.update({column: (stats[column].mean, stats[column].cov) for column in todo})
-        if pose_parts is not None:
-            pose = np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)
-            cache.save("gt_pose", pose_parts, {"ids": np.array(ids), "pose": pose})
+            entries.append(self._pose_entry(named))
+        todo = restore_entries(entries, cache)
+        names = {e.name for e in todo}
+        for entry in entries:
+            if entry.name not in names:
+                self.log(f"{entry.name}: {entry.kind} from the cache")
+        if todo:
+            for b in range(0, len(self.indices), self.config.batch_size):
+                samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
+                if names - {GT_POSE}:
+                    gt = torch.stack([s.gt for s in samples]).to(self.device)
+                    with torch.inference_mode():
+                        for m in self.metrics:
+                            if m.column in names and isinstance(m.metric, DistributionMetric):
+                                stats[m.column].add(m.metric.features(gt))
+                            elif m.column in names:
+                                m.metric.fill_gt(gt)
+                if GT_POSE in names:
+                    for s in samples:
+                        self._gt_pose(s)
+                self.progress("GT features and pose", b + len(samples), len(self.indices))
+            store_entries(todo, cache)
+        refs.update({column: (st.mean, st.cov) for column, st in stats.items()})
         return refs
+
+    def _pose_entry(self, named: dict[str, Any]) -> GtSideEntry:
+        """The cache entry of the GT head poses of the run's faces (`self._poses`)."""
+
+        def restore(arrays: dict[str, np.ndarray]) -> None:
+            ids, poses = arrays["ids"].tolist(), arrays["pose"]
+            self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
+
+        def arrays() -> dict[str, np.ndarray]:
+            ids = [self.dataset.ids[i] for i in self.indices]
+            return {"ids": np.array(ids), "pose": np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)}
+
+        key = {"kind": "gt_head_pose", "backend": self.pose_note, **named}
+        return GtSideEntry(GT_POSE, "gt_pose", key, 2, restore, arrays)
 
     def _distribution_rows(
         self, store: RunStore, refs: dict[str, tuple[np.ndarray, np.ndarray]]

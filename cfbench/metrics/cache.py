@@ -1,4 +1,4 @@
-"""On-disk cache of features that depend only on ground truth (FID statistics of a GT set, ...).
+"""On-disk cache of values that depend only on ground truth (FID statistics of a GT set, GT landmarks, GT pose).
 
 Entries live in `$CFBENCH_HOME/cache/<kind>/<key>.npz` with a `<key>.json` beside them that records what the key was
 made of. The key is the sha256 of everything that changes the value: a hash of the image contents, the extractor,
@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,41 @@ class FeatureCache:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return atomic_write_bytes(path, buf.getvalue())
+
+
+@dataclass
+class GtSideEntry:
+    """One GT-side value of a run or a folder scoring, cached in `FeatureCache` (the one API for FID statistics, GT
+    landmarks and GT pose): `kind` is its cache folder, `key` everything that changes it, `version` the version of
+    its stored layout (part of the key, so a changed layout never reads an old entry); `restore(arrays)` puts a
+    cached value in place and `arrays()` gives the computed one to store. `name` is for logs."""
+
+    name: str
+    kind: str
+    key: dict[str, Any]
+    version: int
+    restore: Callable[[dict[str, np.ndarray]], None]
+    arrays: Callable[[], dict[str, np.ndarray]]
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        return {**self.key, "version": self.version}
+
+
+def restore_entries(entries: Sequence[GtSideEntry], cache: FeatureCache | None) -> list[GtSideEntry]:
+    """Put every cached entry in place; returns the entries still to compute (all of them without a cache)."""
+    todo = []
+    for entry in entries:
+        arrays = cache.load(entry.kind, entry.parts) if cache is not None else None
+        if arrays is None:
+            todo.append(entry)
+        else:
+            entry.restore(arrays)
+    return todo
+
+
+def store_entries(entries: Sequence[GtSideEntry], cache: FeatureCache | None) -> None:
+    """Save the computed value of every entry (nothing without a cache)."""
+    for entry in entries:
+        if cache is not None:
+            cache.save(entry.kind, entry.parts, entry.arrays())

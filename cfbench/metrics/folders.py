@@ -23,9 +23,11 @@ from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.hashing import content_hash
 from cfbench.imageio import images_by_stem, name_list, pair_by_stem, read_image
 from cfbench.metrics.base import DistributionMetric, FeatureStatistics, MetricSpec, PerImageMetric
-from cfbench.metrics.cache import FeatureCache
-from cfbench.metrics.gt_landmarks import cached_gt_landmarks, store_gt_landmarks
+from cfbench.metrics.cache import FeatureCache, GtSideEntry, restore_entries, store_entries
+from cfbench.metrics.gt_landmarks import gt_landmark_entries
 from cfbench.weights import require
+
+FID_STATS_VERSION = 1  # of the stored GT statistics layout (n, sum, outer)
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,9 @@ def score_folders(
     dist = [m for m in metrics if isinstance(m.metric, DistributionMetric)]
     pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
     named = functools.cache(lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)})  # hashed at most once
-    gt_stats, to_fill = cached_gt_statistics(dist, named, cache)
-    landmarks_to_fill, _ = cached_gt_landmarks(per_image, named, cache)
+    gt_stats: dict[str, FeatureStatistics] = {}
+    todo = restore_entries(gt_statistics_entries(dist, named, gt_stats) + gt_landmark_entries(per_image, named), cache)
+    to_fill = {e.name for e in todo}
     columns: dict[str, list[torch.Tensor]] = {m.column: [] for m in per_image}
     done = 0
     with torch.inference_mode():
@@ -140,8 +143,7 @@ def score_folders(
             done += len(chunk)
             if on_batch:
                 on_batch(done)
-    store_gt_statistics(gt_stats, to_fill, cache)
-    store_gt_landmarks(landmarks_to_fill, cache)
+    store_entries(todo, cache)
     table = pd.DataFrame({"file": [p.name for p in pairs]})
     for column, values in columns.items():
         table[column] = torch.cat(values).numpy()
@@ -157,36 +159,28 @@ def _check_references(metrics: Sequence[BuiltMetric], has_gt: bool) -> None:
             raise BadInputError(f"{m.column} compares with the GT set: give a GT folder or another --fid-ref")
 
 
-def cached_gt_statistics(
-    dist: Sequence[BuiltMetric], content: Callable[[], dict[str, Any]], cache: FeatureCache | None
-) -> tuple[dict[str, FeatureStatistics], dict[str, dict[str, Any]]]:
-    """For the distribution metrics that compare with the GT set: their GT statistics found in `cache`, and, for the
-    others, empty accumulators plus the cache key to store them under once filled (`store_gt_statistics`).
-
-    `content()` names the GT set (a content hash and the number of images); it is called only when some metric
-    needs it, since hashing a dataset reads it.
+def gt_statistics_entries(
+    dist: Sequence[BuiltMetric], content: Callable[[], dict[str, Any]], stats: dict[str, FeatureStatistics]
+) -> list[GtSideEntry]:
+    """The cache entries of the GT statistics of the distribution metrics that compare with the GT set; each puts
+    its accumulator in `stats[column]` (empty until computed or restored). `content()` names the GT set (a content
+    hash and the number of images); it is called only when some metric needs it, since hashing a dataset reads it.
     """
-    stats: dict[str, FeatureStatistics] = {}
-    to_fill: dict[str, dict[str, Any]] = {}
     users = [m for m in dist if _uses_gt(m.metric)]
     named = content() if users else {}
+    entries = []
     for m in users:
-        parts = {**m.metric.cache_key(), **named}
-        cached = cache.load("fid_stats", parts) if cache else None
-        if cached is None:
-            stats[m.column], to_fill[m.column] = FeatureStatistics(m.metric.dim), parts
-        else:
-            stats[m.column] = FeatureStatistics.from_arrays(cached)
-    return stats, to_fill
+        stats[m.column] = FeatureStatistics(m.metric.dim)
 
+        def restore(arrays: dict[str, Any], column: str = m.column) -> None:
+            stats[column] = FeatureStatistics.from_arrays(arrays)
 
-def store_gt_statistics(
-    stats: dict[str, FeatureStatistics], to_fill: dict[str, dict[str, Any]], cache: FeatureCache | None
-) -> None:
-    """Save the accumulators that `cached_gt_statistics` handed out, now filled."""
-    for column, parts in to_fill.items():
-        if cache:
-            cache.save("fid_stats", parts, stats[column].to_arrays())
+        def arrays(column: str = m.column) -> dict[str, Any]:
+            return stats[column].to_arrays()
+
+        key = {**m.metric.cache_key(), **named}
+        entries.append(GtSideEntry(m.column, "fid_stats", key, FID_STATS_VERSION, restore, arrays))
+    return entries
 
 
 def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | None, computed: bool) -> dict[str, Any]:

@@ -4,11 +4,11 @@ cached on disk once per dataset and backend.
 A metric that caches its GT side (`CachedGtSide`) keeps a `GtMemo`: one float64 vector of fixed length per GT image
 (the dlib face box and 68 landmarks, or the 98 FAN landmarks; all NaN when no face was found), keyed by the sha256 of
 the image's uint8 pixels and shape, which is what the metrics analyse. Within a process the memo spares the k-fold
-repeated GT of a sweep over k values of w; across runs, `cached_gt_landmarks` loads it from
-`$CFBENCH_HOME/cache/gt_landmarks/` under a key made of the metric's `gt_cache_key()` (backend, library version,
-weights sha256, detection protocol) and the dataset's content hash and size, and `store_gt_landmarks` saves what a
-run computed. A changed GT file changes the dataset hash (a new entry) and its own pixel digest (never looked up
-from an old entry).
+repeated GT of a sweep over k values of w; across runs, its `gt_landmark_entries` entry is
+kept in `$CFBENCH_HOME/cache/gt_landmarks/` under a key made of the metric's `gt_cache_key()` (backend, library
+version, weights sha256, detection protocol) and the dataset's content hash and size (`cfbench.metrics.cache`).
+A changed GT file changes the dataset hash (a new entry) and its own pixel digest (never looked up from an old
+entry).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from cfbench.metrics.cache import FeatureCache
+from cfbench.metrics.cache import GtSideEntry
 
 KIND = "gt_landmarks"
+VERSION = 1  # of the stored memo layout (digest, values)
 
 
 def image_digest(image_u8: np.ndarray) -> str:
@@ -74,33 +75,20 @@ class CachedGtSide:
         raise NotImplementedError
 
 
-def cached_gt_landmarks(
-    metrics: Sequence[Any], content: Callable[[], dict[str, Any]], cache: FeatureCache | None
-) -> tuple[list[tuple[Any, dict[str, Any]]], list[Any]]:
-    """Load the GT memo of every `CachedGtSide` metric among `metrics` (objects with `.metric`) from `cache`.
-
-    Returns (to_fill, loaded): the metrics whose entry was missing, each with the key parts to store it under once
-    filled (`store_gt_landmarks`), and the metrics loaded from the cache. `content()` names the GT set (called only
-    when some metric caches its GT side, since hashing a dataset reads it).
-    """
+def gt_landmark_entries(metrics: Sequence[Any], content: Callable[[], dict[str, Any]]) -> list[GtSideEntry]:
+    """The cache entries of the GT memos of the `CachedGtSide` metrics among `metrics` (objects with `.metric` and
+    `.column`). `content()` names the GT set; it is called only when some metric caches its GT side, since hashing
+    a dataset reads it."""
     users = [m for m in metrics if isinstance(m.metric, CachedGtSide)]
-    if not users or cache is None:
-        return [], []
-    named = content()
-    to_fill, loaded = [], []
-    for m in users:
-        parts = {"kind": KIND, **m.metric.gt_cache_key(), **named}
-        arrays = cache.load(KIND, parts)
-        if arrays is None:
-            to_fill.append((m, parts))
-        else:
-            m.metric.gt_memo.load(arrays)
-            loaded.append(m)
-    return to_fill, loaded
-
-
-def store_gt_landmarks(to_fill: Sequence[tuple[Any, dict[str, Any]]], cache: FeatureCache | None) -> None:
-    """Save the memos that `cached_gt_landmarks` found missing, now filled."""
-    for m, parts in to_fill:
-        if cache is not None:
-            cache.save(KIND, parts, m.metric.gt_memo.to_arrays())
+    named = content() if users else {}
+    return [
+        GtSideEntry(
+            m.column,
+            KIND,
+            {"kind": KIND, **m.metric.gt_cache_key(), **named},
+            VERSION,
+            m.metric.gt_memo.load,
+            m.metric.gt_memo.to_arrays,
+        )
+        for m in users
+    ]

@@ -259,7 +259,7 @@ def test_gt_landmarks_are_computed_once_per_dataset(three_faces, tmp_path, monke
 
     monkeypatch.setattr(second.metrics[0].metric.backend, "analyze", no_analysis)  # shared backend: restored after
     second.run()
-    assert "lmd[dlib]: GT landmarks from the cache" in logs
+    assert "lmd[dlib]: gt_landmarks from the cache" in logs
     a = pd.read_parquet(tmp_path / "a" / "results.parquet")["lmd[dlib]"]
     b = pd.read_parquet(tmp_path / "b" / "results.parquet")["lmd[dlib]"]
     assert np.isfinite(a).all() and a.tolist() == b.tolist()

@@ -180,3 +180,20 @@ def test_cache_key_covers_every_part_and_unreadable_entries_are_misses(tmp_path)
     np.testing.assert_array_equal(cache.load("k", parts)["v"], np.arange(3.0))
     path.write_bytes(b"truncated")
     assert cache.load("k", parts) is None
+
+
+def test_gt_side_entries_restore_what_was_stored_and_a_new_version_misses(tmp_path):
+    from cfbench.metrics.cache import GtSideEntry, restore_entries, store_entries
+
+    value = {"x": np.arange(3.0)}
+    seen = {}
+
+    def entry(version, key="k"):
+        return GtSideEntry("name", "kind", {"key": key}, version, lambda a: seen.update(a), lambda: value)
+
+    cache = FeatureCache(tmp_path / "cache")
+    first = entry(1)
+    assert restore_entries([first], cache) == [first] and restore_entries([first], None) == [first]
+    store_entries([first], cache)
+    assert restore_entries([entry(1)], cache) == [] and np.array_equal(seen["x"], value["x"])
+    assert len(restore_entries([entry(2), entry(1, key="other")], cache)) == 2
