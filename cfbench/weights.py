@@ -334,7 +334,10 @@ def expected_hash(name: str) -> str | None:
     return entry.sha256 or _recorded_hash(weights_path(name))
 
 
-def _missing_message(entry: WeightsFile, path: Path) -> str:
+def missing_message(name: str) -> str:
+    """One line: the registered file `name` is missing, where it comes from, where it must go and the commands
+    that put it there."""
+    entry, path = WEIGHTS.get(name), weights_path(name)
     if entry.bundled:
         return f"bundled weights '{entry.name}' are missing from the installation ({path}); reinstall cfbench"
     source = entry.urls[0] if entry.urls else entry.page
@@ -347,10 +350,9 @@ def _missing_message(entry: WeightsFile, path: Path) -> str:
 
 def require(name: str) -> Path:
     """The path of `name` (see `candidate_paths`); raise MissingWeightsError (file, URL, destination) if absent."""
-    entry = WEIGHTS.get(name)
     path = locate(name)
     if path is None:
-        raise MissingWeightsError(_missing_message(entry, weights_path(name)))
+        raise MissingWeightsError(missing_message(name))
     return path
 
 
@@ -431,7 +433,7 @@ def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, 
     if entry.bundled or locate(name) is not None:
         return require(name)
     if not entry.urls:
-        raise MissingWeightsError(_missing_message(entry, dest) + "; it has no direct download URL")
+        raise MissingWeightsError(missing_message(name) + "; it has no direct download URL")
     part = partial_path(name)
     errors = []
     for url in entry.urls:
@@ -450,4 +452,4 @@ def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, 
         os.replace(part, dest)
         _record_hash(entry, dest, digest)
         return dest
-    raise MissingWeightsError(f"could not download '{name}' ({'; '.join(errors)}); " + _missing_message(entry, dest))
+    raise MissingWeightsError(f"could not download '{name}' ({'; '.join(errors)}); " + missing_message(name))

@@ -93,7 +93,7 @@ def eval_command(
         sweep.run()
         return
     console.print(
-        f"eval: {escape(protocol_line(sweep.protocol_record()))}; {cfg.dataset} ({len(sweep.indices)} faces) x "
+        f"eval: {escape(protocol_line(sweep.protocol_record))}; {cfg.dataset} ({len(sweep.indices)} faces) x "
         f"severity {list(sweep.severities)} x w {list(sweep.ws)} x checkpoint {sweep.checkpoints} on {sweep.device}; "
         f"run dir {sweep.run_dir}",
         soft_wrap=True,

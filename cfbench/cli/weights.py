@@ -13,7 +13,7 @@ from cfbench import weights
 from cfbench.cli.common import console, progress
 from cfbench.errors import EXIT_FAILED_CHECK, BadInputError, MissingWeightsError
 from cfbench.eval.config import load_sweep_config
-from cfbench.eval.requirements import how_to_get, needed_weights
+from cfbench.eval.requirements import needed_weights
 
 app = typer.Typer(help="List, fetch, import and verify registered weights files.", no_args_is_help=True)
 
@@ -101,7 +101,7 @@ def status_command(
                 "needed_by": needed_by,
                 "status": "missing" if found is None else ("present" if pinned else "present, not pinned"),
                 "path": str(found or weights.weights_path(name)),
-                "get": None if found else how_to_get(name),
+                "get": None if found else weights.missing_message(name),
             }
         )
     if as_json:

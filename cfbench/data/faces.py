@@ -123,18 +123,8 @@ def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -
     `exact=True` refuses an image of another size instead of resizing it (the released LQ of a test set).
     """
     data = source.read_bytes()
-    digest = sha256_bytes(data)
-    cached = resize_cache_path(digest)
-    if exact:
-        img = source.decode(data)
-        if tuple(img.shape[-2:]) != (size, size):
-            h, w = img.shape[-2:]
-            raise BadInputError(
-                f"{source.label} is {w}x{h}, but this set's LQ faces are {size}x{size} as released; replace it with "
-                "the released file (a resized LQ image would change what is measured)"
-            )
-        return img, {"resized": False}
-    if cached.is_file():
+    cached = None if exact else resize_cache_path(sha256_bytes(data))
+    if cached is not None and cached.is_file():
         try:
             img = read_image(cached)
         except BadInputError:
@@ -145,6 +135,11 @@ def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -
     h, w = img.shape[-2:]
     if (h, w) == (size, size):
         return img, {"resized": False}
+    if exact:
+        raise BadInputError(
+            f"{source.label} is {w}x{h}, but this set's LQ faces are {size}x{size} as released; replace it with "
+            "the released file (a resized LQ image would change what is measured)"
+        )
     out = resize_face(img, size, source.label)
     try:
         write_image(cached, out)

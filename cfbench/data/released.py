@@ -27,6 +27,7 @@ from cfbench.data.base import Item, SourceDataset
 from cfbench.data.faces import FACE_SIZE, FileSource
 from cfbench.data.folder import Unmatched, match_folders
 from cfbench.errors import BadInputError
+from cfbench.imageio import name_list
 from cfbench.weights import cfbench_home
 
 CELEBA_LICENCE = (
@@ -117,9 +118,9 @@ class ReleasedDataset(SourceDataset):
             if size != (FACE_SIZE, FACE_SIZE):
                 wrong.append(f"{item.lq.path.name} ({size[0]}x{size[1]})")
         if wrong:
-            shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
             raise BadInputError(
-                f"{len(wrong)} LQ image(s) of {self.name} are not {FACE_SIZE}x{FACE_SIZE} as released: {shown}; "
+                f"{len(wrong)} LQ image(s) of {self.name} are not {FACE_SIZE}x{FACE_SIZE} as released: "
+                f"{name_list(wrong)}; "
                 "replace them with the released files"
             )
 

@@ -57,6 +57,5 @@ def checkpoint_records(checkpoints: Sequence[str]) -> dict[str, dict[str, str]]:
 def metric_record(metric: BuiltMetric, options: dict[str, Any]) -> dict[str, Any]:
     """A metric's registry name, backend, reference and the sha256 of every weights file it was built with."""
     spec = metric.spec
-    own = {k: v for k, v in options.items() if k in spec.options and v is not None}
-    files = {n: weights.sha256_file(weights.require(n)) for n in spec.required_weights(own)}
+    files = {n: weights.sha256_file(weights.require(n)) for n in spec.required_weights(options)}
     return {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}

@@ -62,22 +62,9 @@ def needed_weights(config: SweepConfig) -> dict[str, list[str]]:
     specs, _ = requested_metrics(config)
     options = metric_options(config)
     for spec in specs:
-        for name in spec.required_weights({k: v for k, v in options.items() if k in spec.options and v is not None}):
+        for name in spec.required_weights(options):
             out.setdefault(name, []).append(spec.name)
     return out
-
-
-def how_to_get(name: str) -> str:
-    """One line: the weights file `name`, where it must go and the command that puts it there."""
-    entry = weights.WEIGHTS.get(name)
-    dest = weights.weights_path(name)
-    if entry.bundled:
-        return f"{entry.filename} ships with cfbench but is missing ({dest}): reinstall cfbench"
-    if entry.package_file:
-        return f"{entry.filename}: {entry.page or 'pip install ' + entry.package_file[0]}"
-    source = entry.urls[0] if entry.urls else entry.page
-    fetch = f"`cfbench weights fetch {name}` (downloads {source}), or " if entry.urls else f"download {source}, then "
-    return f"{entry.filename} -> {dest}: {fetch}`cfbench weights import {name} FILE`"
 
 
 @dataclass
@@ -111,12 +98,11 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
                 problems.append(f"{spec.name}: {why}; it is a GT metric (drop it from --metrics)")
             skipped[spec.name] = why
             continue
-        own = {k: v for k, v in options.items() if k in spec.options and v is not None}
-        missing = [n for n in spec.required_weights(own) if weights.locate(n) is None]
+        missing = [n for n in spec.required_weights(options) if weights.locate(n) is None]
         for n in missing:
             absent.setdefault(n, []).append(spec.name)
         if missing:
-            skipped[spec.name] = "weights missing: " + "; ".join(how_to_get(n) for n in missing)
+            skipped[spec.name] = "; ".join(weights.missing_message(n) for n in missing)
         else:
             runnable.append(spec)
     built, failed = build_metrics(runnable, device, options)
@@ -125,7 +111,7 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
         skipped[name] = why
     checkpoint_missing = any("checkpoint" in users for users in absent.values())
     if (strict and (absent or problems)) or checkpoint_missing:
-        lines = [f"  {n} (for {', '.join(users)}): {how_to_get(n)}" for n, users in absent.items()]
+        lines = [f"  {n} (for {', '.join(users)}): {weights.missing_message(n)}" for n, users in absent.items()]
         lines += [f"  {p}" for p in problems if strict]
         metric_missing = problems or any(u != ["checkpoint"] for u in absent.values())
         hint = " (--skip-missing runs without the missing metrics)" if strict and metric_missing else ""

@@ -11,6 +11,7 @@ interrupted run resumes at the first missing part and gives the same results as 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -80,7 +81,6 @@ class SweepResult:
     skipped: dict[str, str] = field(default_factory=dict)
     faces_per_second: float = 0.0
     restored: int = 0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ class FidelityWeightSweep:
         if not self.has_gt and any(s != "none" for s in self.severities):
             raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
         preflight = check_requirements(config, self.has_gt, self.device)
-        self.metrics, self.skipped, self.metrics_named = preflight.metrics, preflight.skipped, preflight.named
+        self.metrics, self.skipped = preflight.metrics, preflight.skipped
         self.pose_backend, self.pose_note = pose_backend()
         self._poses: dict[str, tuple[float, float, float]] = {}
         self.times = StageTimes()
@@ -145,6 +145,7 @@ class FidelityWeightSweep:
             self.log(f"warning: {text}")
         return problems
 
+    @functools.cached_property
     def protocol_record(self) -> dict[str, Any]:
         """The protocol the run followed (name, version, title, citation) and the settings that differ from it;
         for a dataset without a protocol, the settings that differ from the neutral defaults."""
@@ -163,7 +164,7 @@ class FidelityWeightSweep:
         options = metric_options(self.config)
         return {
             **environment(self.device),
-            "protocol": self.protocol_record(),
+            "protocol": self.protocol_record,
             "dataset": {
                 **self.dataset.describe(),
                 "content_hash": self.dataset.content_hash(),
@@ -226,10 +227,10 @@ class FidelityWeightSweep:
         store.finalize(distribution, columns, manifest_extra=extra)
         table = build_table(self.run_dir / RESULTS, self.run_dir / GROUPS, self.directions)
         table.skipped += [name for name in self.skipped if name not in table.skipped]
-        table.caption = protocol_line(self.protocol_record())
+        table.caption = protocol_line(self.protocol_record)
         write_tables(table, self.run_dir)
         rate = restored * len(self.ws) / seconds if seconds else 0.0
-        return SweepResult(self.run_dir, table, self.skipped, rate, restored, dict(self.times.seconds))
+        return SweepResult(self.run_dir, table, self.skipped, rate, restored)
 
     def _refuse_other_metrics(self, store: RunStore) -> None:
         """A resumed run must measure the metrics its stored parts hold: the available set of a run that names no

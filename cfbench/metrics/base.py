@@ -55,9 +55,13 @@ class MetricSpec:
     # weights that depend on the options (fid with ref=ffhq512 needs the statistics file too)
     option_weights: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
 
+    def own_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """The entries of `options` (a run's metric options) that this metric declares and that are set."""
+        return {k: v for k, v in (options or {}).items() if k in self.options and v is not None}
+
     def required_weights(self, options: dict[str, Any] | None = None) -> tuple[str, ...]:
-        """Every registered weights file this metric needs when built with `options`."""
-        extra = self.option_weights({**self.options, **(options or {})}) if self.option_weights else ()
+        """Every registered weights file this metric needs when built with `options` (a run's metric options)."""
+        extra = self.option_weights({**self.options, **self.own_options(options)}) if self.option_weights else ()
         return tuple(dict.fromkeys((*self.weights, *extra)))
 
     @property

@@ -79,8 +79,7 @@ def build_metrics(
         try:
             for name in spec.weights:
                 require(name)
-            kwargs = {k: v for k, v in options.items() if k in spec.options and v is not None}
-            built.append(BuiltMetric(spec, spec.build(device, **kwargs)))
+            built.append(BuiltMetric(spec, spec.build(device, **spec.own_options(options))))
         except (MissingWeightsError, ImportError) as exc:
             skipped[spec.name] = str(exc)
     return built, skipped
