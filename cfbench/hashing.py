@@ -1,4 +1,4 @@
-"""Content hashes: the sha256 of bytes, and of a sequence of byte strings with their boundaries.
+"""Content hashes: the sha256 of bytes, of a sequence of byte strings with their boundaries, and of named arrays.
 
 `content_hash` keys the dataset content hash (`cfbench.data.base`) and the GT-side feature caches
 (`cfbench.metrics.cache`); committed baselines and existing caches hold its digests, so its bytes must never change.
@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator, Mapping
+
+import numpy as np
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -23,3 +26,15 @@ def content_hash(chunks: Iterable[bytes]) -> str:
         h.update(len(chunk).to_bytes(8, "little"))
         h.update(chunk)
     return h.hexdigest()
+
+
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """`content_hash` over named arrays in name order: each name, dtype, shape and raw bytes. The checksum that
+    run-dir part markers and cache entries carry, so that damaged or rewritten values are detected."""
+
+    def chunks() -> Iterator[bytes]:
+        for name in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[name])
+            yield from (name.encode(), arr.dtype.str.encode(), json.dumps(arr.shape).encode(), arr.tobytes())
+
+    return content_hash(chunks())

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from cfbench.cli.common import console, progress
+from cfbench.errors import EXIT_INTERRUPTED
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.protocols import protocol_line
 from cfbench.eval.runner import FidelityWeightSweep
@@ -60,6 +61,12 @@ def eval_command(
         None, "--store-nn-codes", help="Also store nearest-neighbour code indices (LQ and GT) in codes.npz."
     ),
     config: str | None = typer.Option(None, help="A YAML file of these options (flags given override it)."),
+    rehash: bool = typer.Option(
+        False,
+        "--rehash",
+        help="Resume although inputs (images, checkpoint, weights) changed: hash every input again, accept the "
+        "changes and recompute the stored parts that used them.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary on stdout."),
 ) -> None:
     """Restore a dataset at every w and severity, score every metric, store results and print the table."""
@@ -101,17 +108,24 @@ def eval_command(
     for name, why in sweep.skipped.items():
         console.print(f"[yellow]skipped {escape(name)}[/]: {escape(why)}", soft_wrap=True)
     start = time.perf_counter()
-    with progress() as bar:
-        tasks: dict[str, int] = {}
+    try:
+        with progress() as bar:
+            tasks: dict[str, int] = {}
 
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total, rate="")
-            elapsed = time.perf_counter() - start
-            bar.update(tasks[stage], completed=done, rate=f"{done / elapsed:.2f} faces/s" if elapsed else "")
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total, rate="")
+                elapsed = time.perf_counter() - start
+                bar.update(tasks[stage], completed=done, rate=f"{done / elapsed:.2f} faces/s" if elapsed else "")
 
-        sweep.progress = report
-        result = sweep.run()
+            sweep.progress = report
+            result = sweep.run(rehash=rehash)
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted: the parts stored in {sweep.run_dir} are kept; run the same command again to resume",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(rich_table(result.table))
     console.print(
         f"{result.restored} face(s) restored at {len(sweep.ws)} w each ({result.faces_per_second:.2f} faces x w/s); "

@@ -11,8 +11,9 @@ Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
 - A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
 
 A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
-keyed by the sha256 of the source file's bytes; later loads read that file instead of decoding and resizing the
-large source again. The first load returns exactly the pixels that the cache file holds.
+keyed by the sha256 of the source file's bytes, with the sha256 of the PNG itself in ``<sha256>.sha256`` beside it;
+later loads read that file instead of decoding and resizing the large source again, when it matches its recorded
+sha256 (otherwise it is rebuilt). The first load returns exactly the pixels that the cache file holds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 from cfbench.hashing import sha256_bytes
 from cfbench.imageio import read_image, to_uint8, write_image
@@ -116,6 +118,22 @@ def resize_face(img: torch.Tensor, size: int = FACE_SIZE, label: str = "the face
     return _from_uint8(fit_face(to_uint8(img), size, label))
 
 
+def _read_cached(path: Path, size: int) -> torch.Tensor | None:
+    """The resized face cached at `path`, or None (a miss, rebuilt by the caller) when it is absent, unreadable, of
+    another size, or differs from the sha256 recorded beside it when it was written."""
+    try:
+        data, want = path.read_bytes(), path.with_suffix(".sha256").read_text().strip()
+    except OSError:
+        return None
+    if sha256_bytes(data) != want:
+        return None
+    try:
+        img = read_image(path)
+    except BadInputError:
+        return None
+    return img if tuple(img.shape) == (3, size, size) else None
+
+
 def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -> tuple[torch.Tensor, dict[str, Any]]:
     """The face of `source` as (3, size, size) float32 RGB in [0, 1], and facts for the sample meta.
 
@@ -124,13 +142,9 @@ def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -
     """
     data = source.read_bytes()
     cached = None if exact else resize_cache_path(sha256_bytes(data))
-    if cached is not None and cached.is_file():
-        try:
-            img = read_image(cached)
-        except BadInputError:
-            img = None  # a damaged cache entry is rebuilt below
-        if img is not None and tuple(img.shape) == (3, size, size):
-            return img, {"resized": True}
+    img = _read_cached(cached, size) if cached is not None else None
+    if img is not None:
+        return img, {"resized": True}
     img = source.decode(data)
     h, w = img.shape[-2:]
     if (h, w) == (size, size):
@@ -143,6 +157,7 @@ def load_face(source: ImageSource, size: int = FACE_SIZE, exact: bool = False) -
     out = resize_face(img, size, source.label)
     try:
         write_image(cached, out)
+        atomic_write_bytes(cached.with_suffix(".sha256"), sha256_bytes(cached.read_bytes()).encode())
     except OSError:
         pass  # a read-only cache only costs the resize next time
     return out, {"resized": True, "source_size": [int(h), int(w)]}

@@ -31,12 +31,13 @@ from cfbench.errors import BadInputError
 from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.gt_pose import gt_head_pose, pose_backend
+from cfbench.eval.pins import sweep_inputs, verify_inputs
 from cfbench.eval.protocols import Protocol, dataset_problems, get_protocol, overrides, protocol_line
 from cfbench.eval.provenance import checkpoint_label, checkpoint_records, environment, metric_record
 from cfbench.eval.requirements import check_requirements, checkpoint_names, metric_options
 from cfbench.eval.restorer import Restorer, load_sweep_restorer
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
-from cfbench.eval.store import PartKey, RunStore
+from cfbench.eval.store import PartKey, RunLock, RunStore
 from cfbench.eval.store.schema import (
     DEGRADATION,
     DIRECTIONS,
@@ -182,13 +183,21 @@ class FidelityWeightSweep:
             "seed": self.config.seed,
         }
 
-    def run(self) -> SweepResult | None:
-        """Run the sweep; returns the result on rank 0 (None on the other ranks of a distributed run)."""
-        store = RunStore(self.run_dir)
+    def run(self, rehash: bool = False) -> SweepResult | None:
+        """Run the sweep; returns the result on rank 0 (None on the other ranks of a distributed run). Rank 0 holds
+        the run dir's lock throughout; `rehash` accepts changed inputs (`cfbench.eval.pins.verify_inputs`)."""
+        if self.rank != 0:
+            return self._run(rehash)
+        with RunLock(self.run_dir, log=self.log):
+            return self._run(rehash)
+
+    def _run(self, rehash: bool) -> SweepResult | None:
+        store = RunStore(self.run_dir, log=self.log)
         self._refuse_other_metrics(store)
         provenance = {**self.provenance(), "world_size": self.world}
         if self.rank == 0:
             store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
+            verify_inputs(store, sweep_inputs(self), rehash, self.log)
             with self.times("gt side (features, landmarks, pose)"):
                 gt_stats = self._gt_side()
         barrier()

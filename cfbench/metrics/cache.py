@@ -2,8 +2,12 @@
 
 Entries live in `$CFBENCH_HOME/cache/<kind>/<key>.npz` with a `<key>.json` beside them that records what the key was
 made of. The key is the sha256 of everything that changes the value: a hash of the image contents, the extractor,
-its weights sha256, the resize mode, the resolution. Writes are atomic (temp file + rename), so an interrupted run
-never leaves a half-written entry that a later run would trust.
+its weights sha256, the resize mode, the resolution, and the version of the code that made it (the cfbench version
+and the entry's own `GtSideEntry.version`). Writes are atomic (temp file + rename), so an interrupted run never
+leaves a half-written entry that a later run would trust.
+
+Entries are verified, not trusted: each holds a checksum of its arrays (`cfbench.hashing.arrays_digest`). An entry
+that cannot be read, lacks the checksum or does not match it is a miss: it is recomputed and written again.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from cfbench import __version__
 from cfbench.atomic import atomic_write_bytes
+from cfbench.hashing import arrays_digest
 from cfbench.weights import cfbench_home
+
+CHECKSUM = "__sha256__"  # the array of an entry that holds the checksum of the others
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -29,31 +37,40 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 class FeatureCache:
-    """npz entries keyed by `cache_key(parts)`, grouped by `kind` (e.g. 'fid_stats')."""
+    """npz entries keyed by `cache_key(parts)` (plus the cfbench version), grouped by `kind` (e.g. 'fid_stats')."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root) if root is not None else cfbench_home() / "cache"
 
     def path(self, kind: str, parts: dict[str, Any]) -> Path:
-        return self.root / kind / f"{cache_key(parts)}.npz"
+        return self.root / kind / f"{cache_key(_versioned(parts))}.npz"
 
     def load(self, kind: str, parts: dict[str, Any]) -> dict[str, np.ndarray] | None:
-        """The cached arrays, or None on a miss (an unreadable entry counts as a miss)."""
+        """The cached arrays, or None on a miss: absent, unreadable, or failing its checksum (see the module
+        docstring)."""
         path = self.path(kind, parts)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError):
+                arrays = {k: data[k] for k in data.files}
+        except Exception:  # noqa: BLE001 - whatever a damaged file raises (zip, npy header, EOF), it is a miss
             return None
+        want = arrays.pop(CHECKSUM, None)
+        if want is None or str(want) != arrays_digest(arrays):
+            return None
+        return arrays
 
     def save(self, kind: str, parts: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
         path = self.path(kind, parts)
-        atomic_write_bytes(path.with_suffix(".json"), json.dumps(parts, indent=2, default=str).encode())
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(_versioned(parts), indent=2, default=str).encode())
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays, **{CHECKSUM: np.array(arrays_digest(arrays))})
         return atomic_write_bytes(path, buf.getvalue())
+
+
+def _versioned(parts: dict[str, Any]) -> dict[str, Any]:
+    return {**parts, "cfbench": __version__}
 
 
 @dataclass

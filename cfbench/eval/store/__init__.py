@@ -5,6 +5,8 @@
 - `schema`: the run-directory layout, file names, columns and manifest keys (what tables, reports and regress read)
 - `manifest`: start or resume a run (config comparison), atomic manifest writes
 - `parts`: the unit of work, `PartKey(checkpoint, severity, batch)`; a re-run skips the parts in `done_parts()`
+  (verified against their checksums; a damaged part is removed with a notice and recomputed)
+- `lock`: one writer per run dir (`RunLock`)
 - `finalize`: merge the parts into results.parquet, groups.parquet and codes.npz
 
 Only one process opens a run dir as primary (rank 0 under torchrun); other ranks call ``open(..., primary=False)``,
@@ -15,7 +17,7 @@ has finished.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import pandas as pd
 from cfbench.eval.config import NON_RESULT_KEYS
 from cfbench.eval.store import finalize as _finalize
 from cfbench.eval.store.finalize import GroupKey, StoreError
+from cfbench.eval.store.lock import RunDirLockedError, RunLock
 from cfbench.eval.store.manifest import config_differences, open_manifest, read_manifest, to_jsonable
 from cfbench.eval.store.parts import FeatureInput, PartKey, Parts, npz_bytes
 from cfbench.eval.store.schema import (
@@ -59,6 +62,8 @@ __all__ = [
     "FeatureInput",
     "GroupKey",
     "PartKey",
+    "RunDirLockedError",
+    "RunLock",
     "RunStore",
     "StoreError",
     "config_differences",
@@ -68,13 +73,14 @@ __all__ = [
 
 
 class RunStore:
-    """The results store of one eval run in `run_dir` (see the module docstring and `schema` for the layout)."""
+    """The results store of one eval run in `run_dir` (see the module docstring and `schema` for the layout);
+    `log` gets the notices of damaged parts removed for recomputation."""
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+    def __init__(self, run_dir: str | os.PathLike, log: Callable[[str], None] = print) -> None:
         self.run_dir = Path(run_dir)
         self.parts_dir = self.run_dir / PARTS
         self.manifest: dict[str, Any] | None = None
-        self._parts = Parts(self.parts_dir)
+        self._parts = Parts(self.parts_dir, log)
 
     @property
     def manifest_path(self) -> Path:
@@ -105,6 +111,11 @@ class RunStore:
     def done_parts(self) -> set[PartKey]:
         """The parts that are completely written (read from disk, so parts of other ranks count too)."""
         return set(self._parts.scan())
+
+    def drop_parts(self, keys: Iterable[PartKey]) -> None:
+        """Remove stored parts (they are recomputed by the next run)."""
+        for key in keys:
+            self._parts.remove(key)
 
     def done_image_ids(self) -> dict[tuple[str, str], set[str]]:
         """Per (checkpoint, severity), the image ids whose rows are stored, for skipping by image."""

@@ -183,7 +183,10 @@ def finalize(
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Write results, groups and codes of the done `parts` into `run_dir` and mark the run complete; returns the
     paths written and the manifest (arguments: `cfbench.eval.store.RunStore.finalize`)."""
+    removed = len(parts.removed)
     done = parts.scan()
+    if len(parts.removed) > removed:
+        raise StoreError(f"{parts.removed[-1]}; run the same command again to recompute it")
     if not done:
         raise StoreError(f"{run_dir} has no finished parts: nothing to finalize")
     results = _load_rows(parts, done)

@@ -21,7 +21,7 @@ import numpy as np
 from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError, CfbenchError
 from cfbench.eval.config import NON_RESULT_KEYS
-from cfbench.eval.store.schema import MANIFEST, RUN_KIND, RUNNING, SCHEMA_VERSION
+from cfbench.eval.store.schema import LOCK, MANIFEST, RUN_KIND, RUNNING, SCHEMA_VERSION
 
 TMP_FILE = re.compile(r"^\..+\.tmp$")  # what cfbench.atomic leaves behind when a process is killed mid-write
 _MISSING = object()
@@ -112,6 +112,12 @@ def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
     atomic_write_bytes(run_dir / MANIFEST, (json.dumps(manifest, indent=2, default=_json_default) + "\n").encode())
 
 
+def require_folder(run_dir: Path) -> None:
+    """BadInputError when `run_dir` exists and is not a folder."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BadInputError(f"--run-dir {run_dir} is a file; give a folder (new or from an earlier run)")
+
+
 def open_manifest(
     run_dir: Path,
     config: Mapping[str, Any],
@@ -124,8 +130,7 @@ def open_manifest(
     key not in `ignore_keys` (recording the resume). BadInputError when the configs differ (naming the keys, old
     and new values), or when `run_dir` holds files but no manifest. `primary=False` checks without writing."""
     config, provenance = to_jsonable(dict(config)), to_jsonable(dict(provenance))
-    if run_dir.exists() and not run_dir.is_dir():
-        raise BadInputError(f"--run-dir {run_dir} is a file; give a folder (new or from an earlier run)")
+    require_folder(run_dir)
     if (run_dir / MANIFEST).exists():
         manifest = read_manifest(run_dir)
         diffs = config_differences(manifest.get("config", {}), config, ignore_keys)
@@ -148,7 +153,7 @@ def open_manifest(
     if not primary:
         raise CfbenchError(f"{run_dir} has no {MANIFEST} yet: the primary process (rank 0) opens first")
     if run_dir.is_dir():
-        stray = [p.name for p in run_dir.iterdir() if not TMP_FILE.match(p.name)]
+        stray = [p.name for p in run_dir.iterdir() if not TMP_FILE.match(p.name) and p.name != LOCK]
         if stray:
             raise BadInputError(
                 f"--run-dir {run_dir} is not a cfbench run directory (it holds {stray[0]!r} but no "

@@ -4,6 +4,11 @@ A part is ``parts/<stem>.parquet`` (its rows, one per image x w) and ``parts/<st
 and FID accumulators), the marker, written last: a part is done exactly when both exist. Every file is written
 through `cfbench.atomic` (temp file + rename), so a killed run leaves each part complete or absent.
 
+Parts are verified, not trusted: the marker holds the sha256 of the rows file (``rows_sha256``) and a checksum of
+its own arrays (``sha256``, `cfbench.hashing.arrays_digest`). `Parts.scan` checks both (once per process while the
+files' size and mtime stay); a part whose marker is unreadable or wrong, or whose rows file is missing or differs,
+is removed with a notice (`log`) and so counts as not done: the run recomputes it.
+
 The batch index is part of a part's identity: if ``batch_size`` is ignored on resume, the runner must cut parts
 independently of it (or skip by `done_image_ids`), otherwise a resumed run with another batch size would overlap
 earlier parts (finalize then refuses the duplicated rows).
@@ -14,22 +19,26 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from cfbench.atomic import atomic_path, atomic_write_bytes
+from cfbench.atomic import atomic_write_bytes
 from cfbench.eval.store.schema import CODE_SET_PREFIX, CODES_ARRAYS, ID_COLUMNS, PART_MARKER_SUFFIX, PART_ROWS_SUFFIX
+from cfbench.hashing import arrays_digest, sha256_bytes
 from cfbench.metrics.base import FeatureStatistics
 
 FeatureInput = FeatureStatistics | np.ndarray  # accumulated statistics, or raw features of shape (N, dim)
 
 _CODE_SET_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PART_STEM = re.compile(r"__b\d{6}__[0-9a-f]{16}$")  # what `_part_stem` names end with
+CHECKSUM, ROWS_CHECKSUM = "sha256", "rows_sha256"  # marker arrays: its own checksum, the rows file's sha256
 
 
 class PartKey(NamedTuple):
@@ -184,36 +193,61 @@ def _feature_arrays(
 
 
 class Parts:
-    """The parts folder of one run dir: which parts are done, writing one, reading one back."""
+    """The parts folder of one run dir: which parts are done (verified), writing one, reading one back.
+    `log` gets a notice for each damaged part that `scan` removes."""
 
-    def __init__(self, parts_dir: Path) -> None:
+    def __init__(self, parts_dir: Path, log: Callable[[str], None] = print) -> None:
         self.parts_dir = parts_dir
-        self._key_of_file: dict[str, PartKey] = {}  # file names derive from keys, so this never goes stale
+        self.log = log
+        self.removed: list[str] = []  # notices of the damaged parts removed so far
+        self._verified: dict[str, tuple[PartKey, tuple]] = {}  # marker name -> (key, stat of marker and rows)
 
     def _paths(self, key: PartKey) -> tuple[Path, Path]:
         stem = _part_stem(key)
         return self.parts_dir / f"{stem}{PART_ROWS_SUFFIX}", self.parts_dir / f"{stem}{PART_MARKER_SUFFIX}"
 
     def scan(self) -> dict[PartKey, str]:
-        """Done parts (their marker and rows both exist) -> file stem, read from disk now (so parts of other ranks
-        count too)."""
+        """Done parts (marker and rows both exist and pass their checksums) -> file stem, read from disk now (so
+        parts of other ranks count too). Damaged parts are removed with a notice (see the module docstring)."""
         out: dict[PartKey, str] = {}
         if not self.parts_dir.is_dir():
             return out
-        for path in sorted(self.parts_dir.glob(f"*{PART_MARKER_SUFFIX}")):
-            if path.name.startswith(".") or not path.with_suffix(PART_ROWS_SUFFIX).is_file():
+        for marker in sorted(self.parts_dir.glob(f"*{PART_MARKER_SUFFIX}")):
+            if marker.name.startswith(".") or not _PART_STEM.search(marker.stem):
+                continue  # not a part of ours
+            rows = marker.with_suffix(PART_ROWS_SUFFIX)
+            try:
+                stat = _stat(marker) + _stat(rows)
+            except FileNotFoundError:
+                stat = None
+            seen = self._verified.get(marker.name)
+            if seen is not None and seen[1] == stat:
+                out[seen[0]] = marker.stem
                 continue
-            key = self._key_of_file.get(path.name)
-            if key is None:
-                try:
-                    with np.load(path, allow_pickle=False) as z:
-                        k = json.loads(str(z["key"]))
-                    key = PartKey(k["checkpoint"], k["severity"], int(k["batch"]))
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-                    continue  # not ours, or damaged by the disk: the part counts as not done and is redone
-                self._key_of_file[path.name] = key
-            out[key] = path.stem
+            key, problem = _verify(marker, rows)
+            if problem is not None:
+                self._remove(marker, rows, key, problem)
+                continue
+            assert key is not None and stat is not None
+            self._verified[marker.name] = (key, stat)
+            out[key] = marker.stem
         return out
+
+    def _remove(self, marker: Path, rows: Path, key: PartKey | None, problem: str) -> None:
+        what = f"part {tuple(key)}" if key is not None else f"part file {marker}"
+        notice = f"{what} is damaged ({problem}): removed, it is recomputed"
+        marker.unlink(missing_ok=True)  # the marker first: from here on the part is not done
+        rows.unlink(missing_ok=True)
+        self._verified.pop(marker.name, None)
+        self.removed.append(notice)
+        self.log(f"warning: {notice}")
+
+    def remove(self, key: PartKey) -> None:
+        """Drop a stored part (it counts as not done from here on)."""
+        rows, marker = self._paths(key)
+        marker.unlink(missing_ok=True)
+        rows.unlink(missing_ok=True)
+        self._verified.pop(marker.name, None)
 
     def read_rows(self, stem: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows of the done part `stem` (only `columns` if given)."""
@@ -245,12 +279,17 @@ class Parts:
         """Store one part atomically (arguments: `cfbench.eval.store.RunStore.write_part`)."""
         key = _check_key(key)
         rows = _check_rows(key, rows)
+        buf = io.BytesIO()
+        rows.to_parquet(buf, index=False)
+        rows_bytes = buf.getvalue()
         arrays: dict[str, np.ndarray] = {
             "key": np.array(json.dumps({"checkpoint": key.checkpoint, "severity": key.severity, "batch": key.batch})),
             "n_rows": np.array(len(rows)),
+            ROWS_CHECKSUM: np.array(sha256_bytes(rows_bytes)),
         }
         arrays.update(_code_arrays(key, rows, codes, code_sets))
         arrays.update(_feature_arrays(key, rows, features))
+        arrays[CHECKSUM] = np.array(arrays_digest(arrays))
 
         parquet, marker = self._paths(key)
         if marker.exists():
@@ -258,11 +297,40 @@ class Parts:
                 raise ValueError(f"part {tuple(key)} is already stored; skip it (done_parts) or pass overwrite=True")
             marker.unlink()  # not done from here on, until the new marker lands
         try:
-            with atomic_path(parquet) as tmp:
-                rows.to_parquet(tmp, index=False)
+            atomic_write_bytes(parquet, rows_bytes)
             atomic_write_bytes(marker, npz_bytes(arrays))
         except BaseException:
             if not marker.exists():
                 parquet.unlink(missing_ok=True)
             raise
-        self._key_of_file[marker.name] = key
+        self._verified[marker.name] = (key, _stat(marker) + _stat(parquet))
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _verify(marker: Path, rows: Path) -> tuple[PartKey | None, str | None]:
+    """(the part's key, None) when `marker` and `rows` pass their checksums, else (key if readable, the problem).
+    Markers written before parts carried checksums are accepted when they read."""
+    try:
+        with np.load(marker, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        k = json.loads(str(arrays["key"]))
+        key = PartKey(k["checkpoint"], k["severity"], int(k["batch"]))
+    except Exception as err:  # noqa: BLE001 - any failure to read a damaged file (zip, npy, json) means damaged
+        return None, f"its marker is unreadable: {type(err).__name__}"
+    if CHECKSUM in arrays:
+        want = str(arrays.pop(CHECKSUM))
+        if arrays_digest(arrays) != want:
+            return key, "its marker does not match its checksum"
+    if _part_stem(key) != marker.stem:
+        return key, "its marker names another part"
+    try:
+        data = rows.read_bytes()
+    except FileNotFoundError:
+        return key, f"its rows file {rows.name} is missing"
+    if ROWS_CHECKSUM in arrays and sha256_bytes(data) != str(arrays[ROWS_CHECKSUM]):
+        return key, f"its rows file {rows.name} does not match its checksum"
+    return key, None

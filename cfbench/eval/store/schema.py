@@ -2,6 +2,7 @@
 
 Layout of a run dir::
 
+    .lock                 held by the process writing the run (`lock.RunLock`; holds its PID), absent otherwise
     manifest.json         MANIFEST_KEYS: kind, schema version, status (running/complete), started/finished, the
                           resolved config, provenance (cfbench version, metric backends and library versions,
                           weights hashes, seeds, device, git revision), resumes, and after finalize `outputs` and
@@ -30,6 +31,7 @@ SCHEMA_VERSION = 1
 
 # files and folders of a run dir
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # the one-writer lock file (cfbench.eval.store.lock)
 RESULTS = "results.parquet"
 GROUPS = "groups.parquet"
 CODES = "codes.npz"
@@ -56,6 +58,7 @@ CODE_SET_PREFIX = "codeset_"  # a part marker's array of a further code set (wri
 # manifest.json
 MANIFEST_KEYS = ("kind", "schema_version", "status", "started", "finished", "config", "provenance", "resumed")
 OUTPUTS = "outputs"  # what finalize wrote
+INPUTS = "inputs"  # input name -> its pin {path, size, mtime_ns, sha256} (cfbench.eval.pins)
 RUNNING, COMPLETE = "running", "complete"  # the values of "status"
 DIRECTIONS = "directions"  # metric column -> higher is better, recorded by the runner at finalize
 SKIPPED_METRICS = "skipped_metrics"  # metric name -> why it did not run, recorded by the runner at finalize
