@@ -124,8 +124,9 @@ def test_weights_import_then_verify(tmp_path, capsys):
 
 
 def test_eval_baseline_and_regress_flags_are_the_sweep_config_fields():
-    """Every SweepConfig field has an `eval` flag and every flag is a field (besides --config and --json); baseline
-    and regress take a subset, and the gate never skips."""
+    """Every SweepConfig field has an `eval` flag and every flag is a field (besides --config, --json and --rehash,
+    which act on one invocation and are not settings of the run); baseline and regress take a subset, and the gate
+    never skips."""
     import dataclasses
 
     import typer
@@ -139,7 +140,7 @@ def test_eval_baseline_and_regress_flags_are_the_sweep_config_fields():
     def params(name):
         return {{"checkpoint": "checkpoints"}.get(p.name, p.name) for p in commands[name].params}
 
-    assert params("eval") - {"config", "as_json"} == fields
+    assert params("eval") - {"config", "as_json", "rehash"} == fields
     assert params("baseline") - {"out", "config"} < fields and "skip_missing" not in params("baseline")
     assert params("regress") - {"baseline", "tolerances", "report_md", "junit"} < fields
     assert "skip_missing" not in params("regress")
