@@ -9,8 +9,7 @@ import pandas as pd
 import typer
 from rich.markup import escape
 
-from cfbench.cli.common import console, progress
-from cfbench.errors import EXIT_INTERRUPTED
+from cfbench.cli.common import console, progress, resume_hint
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.protocols import protocol_line
 from cfbench.eval.runner import FidelityWeightSweep
@@ -108,24 +107,17 @@ def eval_command(
     for name, why in sweep.skipped.items():
         console.print(f"[yellow]skipped {escape(name)}[/]: {escape(why)}", soft_wrap=True)
     start = time.perf_counter()
-    try:
-        with progress() as bar:
-            tasks: dict[str, int] = {}
+    with resume_hint(sweep.run_dir), progress() as bar:
+        tasks: dict[str, int] = {}
 
-            def report(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total, rate="")
-                elapsed = time.perf_counter() - start
-                bar.update(tasks[stage], completed=done, rate=f"{done / elapsed:.2f} faces/s" if elapsed else "")
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, rate="")
+            elapsed = time.perf_counter() - start
+            bar.update(tasks[stage], completed=done, rate=f"{done / elapsed:.2f} faces/s" if elapsed else "")
 
-            sweep.progress = report
-            result = sweep.run(rehash=rehash)
-    except KeyboardInterrupt:
-        console.print(
-            f"interrupted: the parts stored in {sweep.run_dir} are kept; run the same command again to resume",
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        sweep.progress = report
+        result = sweep.run(rehash=rehash)
     console.print(rich_table(result.table))
     console.print(
         f"{result.restored} face(s) restored at {len(sweep.ws)} w each ({result.faces_per_second:.2f} faces x w/s); "

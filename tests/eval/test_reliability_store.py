@@ -65,6 +65,7 @@ def replace_image(path: Path, other: Path) -> None:
 # --- pinned inputs --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_after_a_dataset_image_changed_is_refused_naming_the_file(faces, tmp_path):
     run(faces, tmp_path / "run", limit=1)
     pins = json.loads((tmp_path / "run" / "manifest.json").read_text())["inputs"]
@@ -266,15 +267,19 @@ def test_a_second_process_on_a_locked_run_dir_exits_2_naming_the_holder(faces, t
         holder.wait()
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(faces, tmp_path):
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    """A kill -9 leaves the lock file with its PID (test_runner's killed run resumes through this path)."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".lock").write_text(f"{dead.pid}\n")
     logs = []
-    run(faces, tmp_path / "run", logs, limit=1)
-    assert any(f"from process {dead.pid}, which is no longer running" in line for line in logs)
-    assert not (tmp_path / "run" / ".lock").exists()  # released at the end
+    with RunLock(tmp_path / "run", log=logs.append):
+        assert (tmp_path / "run" / ".lock").read_text().strip() == str(os.getpid())
+    assert logs == [
+        f"note: took over the lock of {tmp_path / 'run'} from process {dead.pid}, which is no longer running"
+    ]
+    assert not (tmp_path / "run" / ".lock").exists()  # released
 
 
 def test_the_lock_refuses_a_second_holder_and_is_free_after_release(tmp_path):

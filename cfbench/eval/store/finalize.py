@@ -186,7 +186,7 @@ def finalize(
     removed = len(parts.removed)
     done = parts.scan()
     if len(parts.removed) > removed:
-        raise StoreError(f"{parts.removed[-1]}; run the same command again to recompute it")
+        raise StoreError(f"{parts.removed[-1]} during the run: removed; run the same command again to recompute it")
     if not done:
         raise StoreError(f"{run_dir} has no finished parts: nothing to finalize")
     results = _load_rows(parts, done)

@@ -199,7 +199,7 @@ class Parts:
     def __init__(self, parts_dir: Path, log: Callable[[str], None] = print) -> None:
         self.parts_dir = parts_dir
         self.log = log
-        self.removed: list[str] = []  # notices of the damaged parts removed so far
+        self.removed: list[str] = []  # what was wrong with each damaged part removed so far
         self._verified: dict[str, tuple[PartKey, tuple]] = {}  # marker name -> (key, stat of marker and rows)
 
     def _paths(self, key: PartKey) -> tuple[Path, Path]:
@@ -235,12 +235,12 @@ class Parts:
 
     def _remove(self, marker: Path, rows: Path, key: PartKey | None, problem: str) -> None:
         what = f"part {tuple(key)}" if key is not None else f"part file {marker}"
-        notice = f"{what} is damaged ({problem}): removed, it is recomputed"
+        notice = f"{what} is damaged ({problem})"
         marker.unlink(missing_ok=True)  # the marker first: from here on the part is not done
         rows.unlink(missing_ok=True)
         self._verified.pop(marker.name, None)
         self.removed.append(notice)
-        self.log(f"warning: {notice}")
+        self.log(f"warning: {notice}: removed, it is recomputed")
 
     def remove(self, key: PartKey) -> None:
         """Drop a stored part (it counts as not done from here on)."""
