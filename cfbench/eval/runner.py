@@ -37,7 +37,7 @@ from cfbench.eval.provenance import checkpoint_label, checkpoint_records, enviro
 from cfbench.eval.requirements import check_requirements, checkpoint_names, metric_options
 from cfbench.eval.restorer import Restorer, load_sweep_restorer
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
-from cfbench.eval.store import PartKey, RunLock, RunStore
+from cfbench.eval.store import PartKey, RunLock, RunStore, check_unlocked
 from cfbench.eval.store.schema import (
     DEGRADATION,
     DIRECTIONS,
@@ -122,6 +122,8 @@ class FidelityWeightSweep:
         self.dataset_problems = self._check_dataset()
         self.checkpoints = checkpoint_names(config.checkpoints)
         self.run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+        if self.rank == 0:
+            check_unlocked(self.run_dir)  # another writer: refuse before the costly setup (run() takes the lock)
         self.has_gt = self.dataset.has_gt
         if "none" in self.severities and not self.dataset.has_lq:
             raise BadInputError(f"severity 'none' uses the dataset's own LQ images, but {config.dataset!r} has none")

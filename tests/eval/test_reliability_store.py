@@ -22,7 +22,7 @@ from cfbench.errors import BadInputError
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.pins import Input, compare
 from cfbench.eval.runner import FidelityWeightSweep
-from cfbench.eval.store import RunDirLockedError, RunLock, RunStore, StoreError
+from cfbench.eval.store import RunDirLockedError, RunLock, RunStore, StoreError, check_unlocked
 from cfbench.hashing import sha256_bytes
 from cfbench.metrics.cache import FeatureCache, GtSideEntry, restore_entries, store_entries
 
@@ -259,8 +259,8 @@ def test_a_second_process_on_a_locked_run_dir_exits_2_naming_the_holder(faces, t
         assert holder.stdout.readline().strip() == b"ok"
         args = ["eval", "--dataset", f"folder:{faces}", "--checkpoint", "codeformer_tiny", "--metrics", "psnr"]
         assert main([*args, "--w", "0", "--device", "cpu", "--run-dir", str(tmp_path / "run")]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("error: ") and f"in use by process {holder.pid}" in err[-1]
+        (err,) = capsys.readouterr().err.strip().splitlines()  # refused before any setup or output
+        assert err.startswith("error: ") and f"in use by process {holder.pid}" in err
         assert not (tmp_path / "run" / "manifest.json").exists()
     finally:
         holder.kill()
@@ -283,9 +283,14 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_the_lock_refuses_a_second_holder_and_is_free_after_release(tmp_path):
+    check_unlocked(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # the early check creates nothing
     with RunLock(tmp_path / "run"):
         with pytest.raises(RunDirLockedError, match=f"in use by process {os.getpid()}"):
             RunLock(tmp_path / "run").acquire()
+        with pytest.raises(RunDirLockedError, match=f"in use by process {os.getpid()}"):
+            check_unlocked(tmp_path / "run")
+    check_unlocked(tmp_path / "run")
     with RunLock(tmp_path / "run"):
         pass
 

@@ -27,7 +27,7 @@ import pandas as pd
 from cfbench.eval.config import NON_RESULT_KEYS
 from cfbench.eval.store import finalize as _finalize
 from cfbench.eval.store.finalize import GroupKey, StoreError
-from cfbench.eval.store.lock import RunDirLockedError, RunLock
+from cfbench.eval.store.lock import RunDirLockedError, RunLock, check_unlocked
 from cfbench.eval.store.manifest import config_differences, open_manifest, read_manifest, to_jsonable
 from cfbench.eval.store.parts import FeatureInput, PartKey, Parts, npz_bytes
 from cfbench.eval.store.schema import (
@@ -66,6 +66,7 @@ __all__ = [
     "RunLock",
     "RunStore",
     "StoreError",
+    "check_unlocked",
     "config_differences",
     "npz_bytes",
     "to_jsonable",

@@ -30,6 +30,29 @@ def _holder(fd: int) -> str:
     return text if text.isdigit() else "?"
 
 
+def _locked(path: Path, pid: str) -> RunDirLockedError:
+    return RunDirLockedError(
+        f"--run-dir {path.parent} is in use by process {pid} (lock file {path}); wait for it to finish, or use "
+        "another --run-dir"
+    )
+
+
+def check_unlocked(run_dir: str | os.PathLike) -> None:
+    """Raise `RunDirLockedError` now if a live process holds the lock of `run_dir`, before any costly setup (the
+    lock itself is taken by `RunLock`). Creates nothing."""
+    path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return  # no lock file (or none we could lock): RunLock decides
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _locked(path, _holder(fd)) from None
+    finally:
+        os.close(fd)  # also drops the lock just taken
+
+
 class RunLock:
     """Context manager: hold the lock of `run_dir` (created if needed) or raise `RunDirLockedError` naming the
     holder's PID. `log` gets a note when the lock of a process that died without releasing it is taken over."""
@@ -50,10 +73,7 @@ class RunLock:
             except BlockingIOError:
                 pid = _holder(fd)
                 os.close(fd)
-                raise RunDirLockedError(
-                    f"--run-dir {self.run_dir} is in use by process {pid} (lock file {self.path}); wait for it to "
-                    "finish, or use another --run-dir"
-                ) from None
+                raise _locked(self.path, pid) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
