@@ -11,9 +11,8 @@ Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
 - A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
 
 A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
-keyed by the sha256 of the source file's bytes, with the sha256 of the PNG itself in ``<sha256>.sha256`` beside it;
-later loads read that file instead of decoding and resizing the large source again, when it matches its recorded
-sha256 (otherwise it is rebuilt). The first load returns exactly the pixels that the cache file holds.
+keyed by the sha256 of the source file's bytes; later loads read that file instead of decoding and resizing the
+large source again. The first load returns exactly the pixels that the cache file holds.
 """
 
 from __future__ import annotations
@@ -120,7 +119,7 @@ def resize_face(img: torch.Tensor, size: int = FACE_SIZE, label: str = "the face
 
 def _read_cached(path: Path, size: int) -> torch.Tensor | None:
     """The resized face cached at `path`, or None (a miss, rebuilt by the caller) when it is absent, unreadable, of
-    another size, or differs from the sha256 recorded beside it when it was written."""
+    another size, or differs from the sha256 of the PNG recorded beside it (``<key>.sha256``) when it was written."""
     try:
         data, want = path.read_bytes(), path.with_suffix(".sha256").read_text().strip()
     except OSError:
