@@ -2,8 +2,8 @@
 
 Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
 
-- A 512x512 image is returned as decoded (`cfbench.imageio.read_image`: gray is repeated to 3 channels, an alpha
-  channel is dropped, 16-bit images are scaled by 1/65535).
+- A 512x512 image is returned as decoded (`cfbench.imageio.decode_image`: EXIF orientation applied, gray repeated to
+  3 channels, an alpha channel dropped, 16-bit images scaled by 1/65535).
 - A square image of another size is rounded to 8 bits (`cfbench.imageio.to_uint8`) and resized with OpenCV
   (`fit_face`): `cv2.INTER_AREA` when shrinking (e.g. 1024 CelebA-HQ/FFHQ ground truth), `cv2.INTER_CUBIC` when
   enlarging (saturated to 0..255). For 8-bit files this equals ``cv2.resize(cv2.imread(path), (512, 512),
@@ -27,11 +27,12 @@ import torch
 
 from cfbench.errors import BadInputError
 from cfbench.hashing import sha256_bytes
-from cfbench.imageio import read_image, to_uint8, write_image
+from cfbench.imageio import decode_image, read_image, to_uint8, write_image
 from cfbench.weights import cfbench_home
 
 FACE_SIZE = 512
-RESIZE_POLICY = "face512-u8-area-down-cubic-up-v1"
+# v2: files are decoded with their EXIF orientation applied (v1 cache entries of rotated photos were sideways)
+RESIZE_POLICY = "face512-u8-area-down-cubic-up-v2"
 
 
 class ImageSource(Protocol):
@@ -61,24 +62,7 @@ class FileSource:
             raise BadInputError(f"image file not found: {self.path} (was the dataset folder changed?)") from None
 
     def decode(self, data: bytes) -> torch.Tensor:
-        return read_image(self.path)  # its own errors name the file
-
-
-def decode_image_bytes(data: bytes, label: str) -> torch.Tensor:
-    """Decode encoded image bytes like `cfbench.imageio.read_image` decodes a file (same channel conversions)."""
-    buf = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if img is None:
-        raise BadInputError(f"cannot decode {label}: not a readable image (corrupt, empty or unsupported format)")
-    if img.ndim == 2:
-        img = img[:, :, None].repeat(3, axis=2)
-    elif img.shape[2] == 2:  # gray + alpha
-        img = img[:, :, :1].repeat(3, axis=2)
-    elif img.shape[2] == 4:
-        img = img[:, :, :3]
-    img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
+        return decode_image(data, self.label)
 
 
 def resize_cache_dir() -> Path:
