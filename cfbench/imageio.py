@@ -50,6 +50,8 @@ _ORIENTATION_OPS = {
     8: lambda a: np.rot90(a, 1),
 }
 EXIF_ORIENTATION = 0x0112
+# names what `decode_image` returns; caches of decoded pixels include it (2: EXIF orientation applied)
+DECODER_VERSION = "decode-v2"
 
 
 def _header(source: bytes | str | os.PathLike) -> tuple[int, int, int] | None:

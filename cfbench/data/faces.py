@@ -10,8 +10,9 @@ Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
   interpolation=...)``. Training (`cfbench.train.dataset`) resizes its faces with the same `fit_face`.
 - A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
 
-A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
-keyed by the sha256 of the source file's bytes; later loads read that file instead of decoding and resizing the
+A resized face is written once, as an 8-bit PNG, to
+``$CFBENCH_HOME/cache/datasets/<policy>/<decoder>/<aa>/<sha256>.png``, keyed by the sha256 of the source file's
+bytes; later loads read that file instead of decoding and resizing the
 large source again. The first load returns exactly the pixels that the cache file holds.
 """
 
@@ -27,12 +28,11 @@ import torch
 
 from cfbench.errors import BadInputError
 from cfbench.hashing import sha256_bytes
-from cfbench.imageio import decode_image, read_image, to_uint8, write_image
+from cfbench.imageio import DECODER_VERSION, decode_image, read_image, to_uint8, write_image
 from cfbench.weights import cfbench_home
 
 FACE_SIZE = 512
-# v2: files are decoded with their EXIF orientation applied (v1 cache entries of rotated photos were sideways)
-RESIZE_POLICY = "face512-u8-area-down-cubic-up-v2"
+RESIZE_POLICY = "face512-u8-area-down-cubic-up-v1"
 
 
 class ImageSource(Protocol):
@@ -66,8 +66,9 @@ class FileSource:
 
 
 def resize_cache_dir() -> Path:
-    """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>``."""
-    return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY
+    """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>/<DECODER_VERSION>`` (entries made by an older decoder, e.g.
+    sideways photos from before EXIF orientation was applied, are not reused)."""
+    return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY / DECODER_VERSION
 
 
 def resize_cache_path(source_sha256: str) -> Path:
