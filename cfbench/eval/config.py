@@ -164,13 +164,7 @@ def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any)
     then the non-None `overrides` (the CLI flags); see the module docstring."""
     from_file = read_sweep_yaml(source) if source else {}
     flags = {k: v for k, v in overrides.items() if v is not None}
-    given = {**from_file, **flags}
-    protocol = starting_protocol(given)
-    data = {**(protocol.settings if protocol else {}), **given}
-    if protocol is not None:
-        data["protocol"] = protocol.name
-    elif "severity" not in data:
-        data["severity"] = _neutral_severity(str(data.get("dataset", SweepConfig.dataset)), data.get("data_root"))
+    protocol: Protocol | None = None
 
     def origin(key: str) -> str:
         if key in flags:
@@ -179,6 +173,13 @@ def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any)
             return f"{source}: {key}"
         return f"protocol {protocol.name}: {key}" if protocol is not None else key
 
-    data = check_options(data, origin)
+    given = check_options({**from_file, **flags}, origin)
+    protocol = starting_protocol(given)
+    data = {**(protocol.settings if protocol else {}), **given}
+    if protocol is not None:
+        data["protocol"] = protocol.name
+    elif "severity" not in data:
+        data["severity"] = _neutral_severity(str(data.get("dataset", SweepConfig.dataset)), data.get("data_root"))
+    data = check_options(data, origin)  # the protocol's settings too
     data.setdefault("checkpoints", SweepConfig.checkpoints)
     return SweepConfig(**data)

@@ -29,7 +29,7 @@ from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 from cfbench.eval.config import SweepConfig, check_options
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
-from cfbench.metrics.registry import get_metric
+from cfbench.metrics.registry import get_metric, parse_metric_list
 from cfbench.registry import UnknownNameError
 from cfbench.regress.summary import Cell
 
@@ -148,7 +148,7 @@ def _check_config(config: dict[str, Any], source: str) -> dict[str, Any]:
 def _check_coverage(config: dict[str, Any], metrics: Mapping[str, Any], rows: list[Cell], source: str) -> None:
     """Rows hold exactly one value per (severity, w, metric) of the configured grid: a removed row would leave a
     metric ungated, an extra or repeated one would gate what the run does not measure."""
-    named = {get_metric(n.strip()).name for n in str(config["metrics"]).split(",") if n.strip()}
+    named = {spec.name for spec in parse_metric_list(config["metrics"])}
     specs = {get_metric(e["spec"]).name for e in metrics.values()}
     if named != specs:
         diff = sorted(named ^ specs)
