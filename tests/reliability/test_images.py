@@ -5,6 +5,7 @@ and a stated policy for 16-bit, palette, CMYK, gray and alpha files."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -138,3 +139,21 @@ def test_float_tiff_is_refused(tmp_path):
     ok, buf = cv2.imencode(".tiff", _picture().astype(np.float32) / 255)
     with pytest.raises(BadInputError, match="float32 samples"):
         decode_image(buf.tobytes(), "f.tiff")
+
+
+def test_no_module_decodes_images_outside_the_reader():
+    """Every image read goes through `cfbench.imageio`: no other module of cfbench/ or reports/ calls
+    cv2.imread / cv2.imdecode / PIL.Image.open (the standalone degradations package has its own, EXIF-aware reader)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    decoders = {("cv2", "imread"), ("cv2", "imdecode"), ("Image", "open")}
+    found = []
+    for path in sorted([*root.glob("cfbench/**/*.py"), *root.glob("reports/**/*.py")]):
+        if path.relative_to(root).as_posix() == "cfbench/imageio.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            f = node.func if isinstance(node, ast.Call) else None
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in decoders:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []
