@@ -157,3 +157,23 @@ def test_no_module_decodes_images_outside_the_reader():
             if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in decoders:
                 found.append(f"{path.relative_to(root)}:{node.lineno}")
     assert found == []
+
+
+def test_content_hash_changes_only_for_rotated_files(tmp_path):
+    """GT-side caches are keyed by the dataset content hash: a dataset holding an EXIF-rotated file gets a hash of
+    its own (its decoded pixels changed when orientation began to be applied); plain files keep theirs."""
+    from cfbench.data import get_dataset
+    from cfbench.hashing import content_hash, sha256_bytes
+
+    def v1_hash(data: bytes) -> str:  # the documented recipe (cfbench.data.base), one file with id "a"
+        head = [b"cfbench-dataset-v1", b"face512-u8-area-down-cubic-up-v1", b"gt", b"a"]
+        return content_hash([*head, sha256_bytes(data).encode()])
+
+    folder = tmp_path / "gt"
+    folder.mkdir()
+    plain = _encode(Image.fromarray(_picture(64, 64)), "PNG")
+    (folder / "a.png").write_bytes(plain)
+    assert get_dataset(f"folder:{tmp_path}").content_hash() == v1_hash(plain)
+    rotated = _with_orientation(_picture(64, 64), 6)
+    (folder / "a.png").write_bytes(rotated)
+    assert get_dataset(f"folder:{tmp_path}").content_hash() != v1_hash(rotated)
