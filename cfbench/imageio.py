@@ -1,8 +1,10 @@
-"""Image files <-> float32 RGB tensors in [0, 1], and the check of that tensor contract. Decoding goes through
-OpenCV (libpng/libjpeg)."""
+"""Image files <-> float32 RGB tensors in [0, 1], and the check of that tensor contract. `decode_image` is the one
+reader of cfbench: OpenCV (libpng/libjpeg) decodes the pixels, the EXIF orientation is applied (read with Pillow);
+the policy for gray, alpha, palette, CMYK and 16-bit files is in its docstring and docs/reliability.md."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,31 +38,96 @@ def check_images(images: torch.Tensor, what: str = "images") -> None:
         raise BadInputError(f"{what} must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}] (clamp, or scale by 1/255)")
 
 
-def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tensor:
-    """Decode an image file to a float32 RGB tensor (3, H, W) in [0, 1].
+# EXIF Orientation (tag 274) -> the numpy ops that turn the stored pixels (H, W, C) into what viewers show
+# (the transposes of PIL.ImageOps.exif_transpose; 1 = as stored)
+_ORIENTATION_OPS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+EXIF_ORIENTATION = 0x0112
+# names what `decode_image` returns; caches of decoded pixels include it (2: EXIF orientation applied)
+DECODER_VERSION = "decode-v2"
 
-    Gray images are repeated to 3 channels and an alpha channel is dropped, unless `require_rgb`, which refuses
-    them (metrics: a gray or transparent file in a results folder is a mistake, not something to score); 16-bit
-    images are scaled by 1/65535.
+
+def _header(source: bytes | str | os.PathLike) -> tuple[int, int, int] | None:
+    """(height, width, EXIF orientation 1..8) as stored, from the header only (Pillow); None when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+            h, w = im.height, im.width
+    except Exception:  # noqa: BLE001 - Pillow raises many types for odd headers; OpenCV decides what is readable
+        return None
+    return h, w, orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF Orientation (1..8) of encoded image bytes; 1 when absent or unreadable."""
+    header = _header(data)
+    return 1 if header is None else header[2]
+
+
+def image_size(source: bytes | str | os.PathLike) -> tuple[int, int] | None:
+    """(height, width) of an image (encoded bytes or a file) as `decode_image` returns it (EXIF orientation
+    applied), from the header only; None when the header is unreadable."""
+    header = _header(source)
+    if header is None:
+        return None
+    h, w, orientation = header
+    return (w, h) if orientation >= 5 else (h, w)
+
+
+def decode_image(data: bytes, label: str, require_rgb: bool = False) -> torch.Tensor:
+    """Decode encoded image bytes to a float32 RGB tensor (3, H, W) in [0, 1], as image viewers show the file.
+
+    The one decoder of cfbench (datasets, restore, metrics, training); `label` names the image in errors. Policy
+    (docs/reliability.md, "Reading images"): OpenCV decodes the pixels (palette expanded, CMYK converted to RGB);
+    the EXIF Orientation tag is applied; gray is repeated to 3 channels; an alpha channel is dropped (as the
+    official CodeFormer's ``cv2.imread`` does); 8-bit values are divided by 255 and 16-bit values by 65535. With
+    `require_rgb`, gray and alpha files are refused instead (metrics: such a file in a results folder is a mistake,
+    not something to score). An empty, corrupt or truncated file, or a sample type other than 8/16-bit integers,
+    raises a one-line BadInputError naming `label`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"image file not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    except cv2.error:
+        img = None
     if img is None:
-        raise BadInputError(f"cannot decode {path}: not a readable image (corrupt, empty or unsupported format)")
+        raise BadInputError(f"cannot decode {label}: not a readable image (corrupt, empty or unsupported format)")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise BadInputError(f"{label} holds {img.dtype} samples; save it with 8- or 16-bit integer samples")
     channels = 1 if img.ndim == 2 else img.shape[2]
     if require_rgb and channels != 3:
         kind = {1: "grayscale (1 channel)", 2: "grayscale with alpha", 4: "RGBA (4 channels)"}.get(channels, "")
-        raise BadInputError(f"{path} is {kind or f'{channels}-channel'}; convert it to 3-channel RGB first")
-    if img.ndim == 2:
-        img = img[:, :, None].repeat(3, axis=2)
-    elif img.shape[2] == 4:
-        img = img[:, :, :3]
-    img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
+        raise BadInputError(f"{label} is {kind or f'{channels}-channel'}; convert it to 3-channel RGB first")
+    if channels not in (1, 2, 3, 4):
+        raise BadInputError(f"{label} has {channels} channels; save it as RGB or gray")
+    img = img.reshape(img.shape[0], img.shape[1], -1)
+    img = img[:, :, :1].repeat(3, axis=2) if channels <= 2 else img[:, :, 2::-1]  # gray -> RGB; BGR(A) -> RGB
+    orient = _ORIENTATION_OPS.get(exif_orientation(data))
+    if orient is not None:
+        img = orient(img)
     scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
+    return torch.from_numpy(np.ascontiguousarray(img).astype(np.float32)).permute(2, 0, 1).div_(scale)
+
+
+def read_image(path: str | os.PathLike, require_rgb: bool = False) -> torch.Tensor:
+    """Read an image file with `decode_image` (float32 RGB (3, H, W) in [0, 1], as viewers show it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"image file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadInputError(f"cannot read {path}: {e.strerror or e}") from None
+    return decode_image(data, str(path), require_rgb)
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

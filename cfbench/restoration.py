@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from cfbench import weights
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, CheckpointError
 from cfbench.imageio import check_images
 from cfbench.models.checkpoint import load_checkpoint
 from cfbench.models.codeformer import CodeFormer
@@ -58,16 +58,39 @@ def check_unit_images(images: torch.Tensor, size: int) -> None:
         )
 
 
+def check_restored(images: torch.Tensor, checkpoint: str) -> torch.Tensor:
+    """`images` (N, 3, H, W), the output of a restorer, unchanged; CheckpointError naming `checkpoint` when any
+    face holds NaN or infinite values, or is one constant colour (broken weights write black or flat images)."""
+    flat = images.detach().flatten(1)
+    bad = ~torch.isfinite(flat).all(dim=1)
+    if bad.any():
+        raise CheckpointError(
+            f"checkpoint {checkpoint} restored {int(bad.sum())} of {len(flat)} face(s) to NaN or infinite values; "
+            "its weights are broken: re-export or re-download it (`cfbench weights verify`)"
+        )
+    lo, hi = flat.aminmax(dim=1)
+    constant = lo == hi
+    if constant.any():
+        value = float(lo[constant][0])
+        raise CheckpointError(
+            f"checkpoint {checkpoint} restored {int(constant.sum())} of {len(flat)} face(s) to a constant image "
+            f"(every value {value:.4g}); its weights are broken: re-export or re-download it"
+        )
+    return images
+
+
 def restore_batch(
     net: CodeFormer,
     images: torch.Tensor,
     w: float | torch.Tensor,
     adain: bool = True,
     lookup: str = "transformer",
+    checkpoint: str = "(a model object)",
 ) -> torch.Tensor:
-    """One forward pass: (N, 3, S, S) in [0, 1] on the model's device -> restored (N, 3, S, S) in [0, 1]."""
+    """One forward pass: (N, 3, S, S) in [0, 1] on the model's device -> restored (N, 3, S, S) in [0, 1], checked
+    by `check_restored` (`checkpoint` names the weights in its error)."""
     y = net.decode(net.encode(images * 2 - 1, lookup=lookup), w, adain=adain)
-    return (y.clamp(-1, 1) + 1) / 2
+    return check_restored((y.clamp(-1, 1) + 1) / 2, checkpoint)
 
 
 @torch.inference_mode()
@@ -87,11 +110,12 @@ def restore(
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_restorer(model, device)
+    label = "(a model object)" if isinstance(model, CodeFormer) else str(model)
     check_unit_images(images, net.config.img_size)
     if batch_size < 1:
         raise BadInputError(f"batch_size must be >= 1, got {batch_size}")
     outs = [
-        restore_batch(net, chunk.to(device, torch.float32), w, adain, lookup).to(images.device)
+        restore_batch(net, chunk.to(device, torch.float32), w, adain, lookup, label).to(images.device)
         for chunk in images.split(batch_size)
     ]
     return torch.cat(outs)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from cfbench.atomic import atomic_path
-from cfbench.errors import HashMismatchError, MissingWeightsError
+from cfbench.errors import CfbenchError, HashMismatchError, MissingWeightsError
 from cfbench.registry import Registry
 
 CODEFORMER_RELEASE = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/"
@@ -383,13 +383,19 @@ def _record_hash(entry: WeightsFile, dest: Path, digest: str) -> None:
         dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {entry.filename}\n")
 
 
-def import_file(name: str, source: str | os.PathLike) -> Path:
-    """Copy a file the user downloaded elsewhere into the cache after checking its hash; returns the cached path."""
+ContentCheck = Callable[[str, Path], None]  # (name, file) -> None, or raise: `cfbench.weights_check.check_content`
+
+
+def import_file(name: str, source: str | os.PathLike, check: ContentCheck | None = None) -> Path:
+    """Copy a file the user downloaded elsewhere into the cache after checking its hash and, with `check`, its
+    content (what an unpinned name records is then known to be the right kind of file); returns the cached path."""
     source = Path(source)
     if not source.is_file():
         raise MissingWeightsError(f"file to import not found: {source}")
     digest = sha256_file(source)
     entry = _check_install(name, source, digest)
+    if check is not None:
+        check(name, source)
     dest = weights_path(name)
     with atomic_path(dest) as tmp:
         shutil.copyfile(source, tmp)
@@ -424,10 +430,16 @@ def _download(url: str, part: Path, progress: Callable[[int, int | None], None] 
         raise ConnectionError(f"the connection closed after {done} of {total} bytes; fetch again to resume")
 
 
-def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, timeout: float = 60.0) -> Path:
-    """Download `name` (trying each URL), check its hash and move it into the cache; no-op if already present.
-    The download goes into `partial_path(name)`, which an interrupted fetch leaves for the next one to resume;
-    it is renamed to the destination only once its hash is right (a wrong file is deleted)."""
+def fetch(
+    name: str,
+    progress: Callable[[int, int | None], None] | None = None,
+    timeout: float = 60.0,
+    check: ContentCheck | None = None,
+) -> Path:
+    """Download `name` (trying each URL), check its hash (and, with `check`, its content) and move it into the
+    cache; no-op if already present. The download goes into `partial_path(name)`, which an interrupted fetch leaves
+    for the next one to resume; it is renamed to the destination only once it passed the checks (a wrong file is
+    deleted)."""
     entry = WEIGHTS.get(name)
     dest = weights_path(name)
     if entry.bundled or locate(name) is not None:
@@ -446,7 +458,9 @@ def fetch(name: str, progress: Callable[[int, int | None], None] | None = None, 
         digest = sha256_file(part)
         try:
             _check_install(name, url, digest)
-        except HashMismatchError:
+            if check is not None:
+                check(name, part)
+        except CfbenchError:
             part.unlink()
             raise
         os.replace(part, dest)

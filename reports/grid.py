@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cfbench.imageio import read_image, to_uint8
 from reports.load import Run
 from reports.style import PAGE_WIDTH, figure
 
@@ -19,8 +20,8 @@ TILE = 160  # pixels per tile in memory; the figure is resized for print anyway
 def load_tile(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize((TILE, TILE), Image.BICUBIC))
+    tile = Image.fromarray(to_uint8(read_image(path)))  # the reader every cfbench image goes through
+    return np.asarray(tile.resize((TILE, TILE), Image.BICUBIC))
 
 
 def columns_for(run: Run, ws: Sequence[float]) -> list[tuple[str, float | None]]:

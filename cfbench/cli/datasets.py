@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from rich.table import Table
 from cfbench.cli.common import console
 from cfbench.data import get_dataset, list_datasets
 from cfbench.data.base import SourceDataset
+from cfbench.imageio import image_size
 
 app = typer.Typer(help="List and inspect the evaluation datasets.", no_args_is_help=True)
 
@@ -42,16 +42,9 @@ def list_command(
 
 
 def _source_size(source: Any) -> list[int] | None:
-    """[height, width] of an encoded image from its header (no full decode), or None when unknown."""
-    if source is None:
-        return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(source.read_bytes())) as im:
-            return [im.height, im.width]
-    except (UnidentifiedImageError, OSError):
-        return None
+    """[height, width] of an encoded image as decoded (EXIF orientation applied), from its header, or None."""
+    size = None if source is None else image_size(source.read_bytes())
+    return None if size is None else list(size)
 
 
 @app.command("show")

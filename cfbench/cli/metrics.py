@@ -90,7 +90,7 @@ def metrics_command(
     if pred_dir == "list" and gt_dir is None:
         list_metrics(as_json)
         return
-    specs = parse_metric_list(metrics or ",".join(DEFAULT_METRICS))
+    specs = parse_metric_list(",".join(DEFAULT_METRICS) if metrics is None else metrics)
     if gt_dir is None and metrics is None:
         specs = [s for s in specs if not needs_gt(s, {"ref": fid_ref})]
     if not specs:

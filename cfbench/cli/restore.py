@@ -116,7 +116,7 @@ def restore_command(
             chunk = faces[i : i + batch_size]
             batch = torch.stack([_load(p, size, resize) for p in chunk])
             check_unit_images(batch, size)
-            restored = restore_batch(net, batch.to(dev), w, adain, lookup).cpu()
+            restored = restore_batch(net, batch.to(dev), w, adain, lookup, checkpoint).cpu()
             for p, img in zip(chunk, restored, strict=True):
                 write_image(out / p.name, img)
             done += len(chunk)
@@ -124,7 +124,7 @@ def restore_command(
         found = 0
         for p in photos:
             found += _restore_photo(
-                p, out, net, w, upscale, only_center_face, adain, lookup, batch_size, detector, masker
+                p, out, net, w, upscale, only_center_face, adain, lookup, batch_size, detector, masker, checkpoint
             )
             done += 1
             bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - start):.2f} images/s")
@@ -169,11 +169,12 @@ def _restore_photo(
     batch: int,
     detector: str,
     masker: FaceMasker,
+    checkpoint: str,
 ) -> int:
     from cfbench.face.photo import restore_photo
 
     img = read_image(path)
-    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch, detector, masker)
+    result = restore_photo(img, net, w, upscale, only_center_face, adain, lookup, batch, detector, masker, checkpoint)
     if result.num_faces == 0:
         console.print(
             f"warning: no face found in {path}; written upscaled x{upscale} (bicubic) and otherwise unchanged",

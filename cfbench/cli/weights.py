@@ -11,9 +11,10 @@ from rich.table import Table
 
 from cfbench import weights
 from cfbench.cli.common import console, progress
-from cfbench.errors import EXIT_FAILED_CHECK, BadInputError, MissingWeightsError
+from cfbench.errors import EXIT_FAILED_CHECK, BadInputError, CheckpointError, MissingWeightsError
 from cfbench.eval.config import load_sweep_config
 from cfbench.eval.requirements import needed_weights
+from cfbench.weights_check import check_content
 
 app = typer.Typer(help="List, fetch, import and verify registered weights files.", no_args_is_help=True)
 
@@ -73,7 +74,9 @@ def fetch_command(
         for name in dict.fromkeys(todo):
             task = bar.add_task(name, total=None, rate="")
             try:
-                path = weights.fetch(name, lambda done, total, t=task: bar.update(t, completed=done, total=total))
+                path = weights.fetch(
+                    name, lambda done, total, t=task: bar.update(t, completed=done, total=total), check=check_content
+                )
             except MissingWeightsError as exc:
                 failed.append(str(exc))
                 continue
@@ -125,8 +128,9 @@ def import_command(
     name: str = typer.Argument(..., help="Registered weights name."),
     file: Path = typer.Argument(..., help="A file downloaded elsewhere."),
 ) -> None:
-    """Copy a downloaded file into the cache after checking its sha256."""
-    path = weights.import_file(name, file)
+    """Copy a downloaded file into the cache after checking its sha256 (a name without a pinned sha256: after
+    loading it strictly as what it must be)."""
+    path = weights.import_file(name, file, check=check_content)
     console.print(f"{name}: imported {file} -> {path} (sha256 {weights.sha256_file(path)})")
 
 
@@ -134,14 +138,20 @@ def import_command(
 def verify_command(
     names: list[str] = typer.Argument(None, help="Names to check; default: every present file."),
 ) -> None:
-    """Hash cached files and compare with the pinned (or first recorded) sha256; exit 1 on a mismatch."""
+    """Hash cached files and compare with the pinned (or first recorded) sha256, and load the files of names
+    without a pinned sha256 as what they must be; exit 1 on a mismatch."""
     todo = names or [n for n in weights.WEIGHTS.names() if weights.weights_path(n).is_file()]
     failed = False
     for name in todo:
         ok, digest = weights.verify(name)
         status = {True: "ok", False: "MISMATCH", None: "no hash known"}[ok]
+        try:
+            check_content(name, weights.require(name))
+        except CheckpointError as err:
+            ok, path = False, weights.require(name)
+            status = f"MISMATCH: {err} (delete {path} and {path.name}.sha256, then import the right file)"
         failed |= ok is False
-        console.print(f"{name}: {status} (sha256 {digest})")
+        console.print(f"{name}: {escape(status)} (sha256 {digest})", soft_wrap=True)
     if not todo:
         console.print(f"no weights files present in {weights.weights_dir()}")
     if failed:

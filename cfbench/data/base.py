@@ -10,7 +10,9 @@ such side). Order never changes between runs (ids are sorted), so an eval runner
 encoded source bytes (the file, or the bytes stored in a Hugging Face dataset), each length-prefixed. Hashing the
 encoded bytes rather than decoded pixels is much cheaper (no decoding or resizing), and together with the resize
 policy it fixes the decoded tensors; re-encoding identical pixels into a different file changes the hash (a cache
-miss, never a stale hit).
+miss, never a stale hit). A file with an EXIF orientation other than 1 also adds `cfbench.imageio.DECODER_VERSION`
+and the orientation, so GT-side caches made when such files were decoded sideways are not reused (the hashes of
+datasets without rotated files are unchanged).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from cfbench.data.faces import FACE_SIZE, RESIZE_POLICY, ImageSource, load_face
 from cfbench.errors import BadInputError
 from cfbench.hashing import content_hash, sha256_bytes
+from cfbench.imageio import DECODER_VERSION, exif_orientation
 
 HASH_VERSION = "cfbench-dataset-v1"
 
@@ -199,8 +202,11 @@ class SourceDataset(FaceDataset):
                 yield RESIZE_POLICY.encode()
                 yield side.encode()
                 for item in self.items:
+                    data = getattr(item, side).read_bytes()
                     yield item.id.encode("utf-8")
-                    yield sha256_bytes(getattr(item, side).read_bytes()).encode()
+                    yield sha256_bytes(data).encode()
+                    if (orientation := exif_orientation(data)) != 1:  # decoded upright since DECODER_VERSION 2
+                        yield f"{DECODER_VERSION} orientation {orientation}".encode()
 
             self._hash = content_hash(chunks())
         return self._hash

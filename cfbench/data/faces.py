@@ -2,16 +2,17 @@
 
 Resize policy (`RESIZE_POLICY`, part of every dataset's content hash):
 
-- A 512x512 image is returned as decoded (`cfbench.imageio.read_image`: gray is repeated to 3 channels, an alpha
-  channel is dropped, 16-bit images are scaled by 1/65535).
+- A 512x512 image is returned as decoded (`cfbench.imageio.decode_image`: EXIF orientation applied, gray repeated to
+  3 channels, an alpha channel dropped, 16-bit images scaled by 1/65535).
 - A square image of another size is rounded to 8 bits (`cfbench.imageio.to_uint8`) and resized with OpenCV
   (`fit_face`): `cv2.INTER_AREA` when shrinking (e.g. 1024 CelebA-HQ/FFHQ ground truth), `cv2.INTER_CUBIC` when
   enlarging (saturated to 0..255). For 8-bit files this equals ``cv2.resize(cv2.imread(path), (512, 512),
   interpolation=...)``. Training (`cfbench.train.dataset`) resizes its faces with the same `fit_face`.
 - A non-square image is refused (`BadInputError`): datasets hold aligned face crops; align them first.
 
-A resized face is written once, as an 8-bit PNG, to ``$CFBENCH_HOME/cache/datasets/<policy>/<aa>/<sha256>.png``,
-keyed by the sha256 of the source file's bytes; later loads read that file instead of decoding and resizing the
+A resized face is written once, as an 8-bit PNG, to
+``$CFBENCH_HOME/cache/datasets/<policy>/<decoder>/<aa>/<sha256>.png``, keyed by the sha256 of the source file's
+bytes; later loads read that file instead of decoding and resizing the
 large source again. The first load returns exactly the pixels that the cache file holds.
 """
 
@@ -28,7 +29,7 @@ import torch
 from cfbench.atomic import atomic_write_bytes
 from cfbench.errors import BadInputError
 from cfbench.hashing import sha256_bytes
-from cfbench.imageio import read_image, to_uint8, write_image
+from cfbench.imageio import DECODER_VERSION, decode_image, read_image, to_uint8, write_image
 from cfbench.weights import cfbench_home
 
 FACE_SIZE = 512
@@ -62,29 +63,13 @@ class FileSource:
             raise BadInputError(f"image file not found: {self.path} (was the dataset folder changed?)") from None
 
     def decode(self, data: bytes) -> torch.Tensor:
-        return read_image(self.path)  # its own errors name the file
-
-
-def decode_image_bytes(data: bytes, label: str) -> torch.Tensor:
-    """Decode encoded image bytes like `cfbench.imageio.read_image` decodes a file (same channel conversions)."""
-    buf = np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if img is None:
-        raise BadInputError(f"cannot decode {label}: not a readable image (corrupt, empty or unsupported format)")
-    if img.ndim == 2:
-        img = img[:, :, None].repeat(3, axis=2)
-    elif img.shape[2] == 2:  # gray + alpha
-        img = img[:, :, :1].repeat(3, axis=2)
-    elif img.shape[2] == 4:
-        img = img[:, :, :3]
-    img = np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
-    scale = 65535.0 if img.dtype == np.uint16 else 255.0
-    return torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1).div_(scale)
+        return decode_image(data, self.label)
 
 
 def resize_cache_dir() -> Path:
-    """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>``."""
-    return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY
+    """``$CFBENCH_HOME/cache/datasets/<RESIZE_POLICY>/<DECODER_VERSION>`` (entries made by an older decoder, e.g.
+    sideways photos from before EXIF orientation was applied, are not reused)."""
+    return cfbench_home() / "cache" / "datasets" / RESIZE_POLICY / DECODER_VERSION
 
 
 def resize_cache_path(source_sha256: str) -> Path:

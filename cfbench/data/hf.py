@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from cfbench.data.base import Item, SourceDataset
-from cfbench.data.faces import decode_image_bytes
 from cfbench.errors import BadInputError
+from cfbench.imageio import decode_image
 
 SPLIT_PREFERENCE = ("test", "validation")
 
@@ -45,7 +45,7 @@ class HFSource:
         return path.read_bytes()
 
     def decode(self, data: bytes) -> torch.Tensor:
-        return decode_image_bytes(data, self.label)
+        return decode_image(data, self.label)
 
 
 def parse_spec(arg: str) -> tuple[str, str | None]:

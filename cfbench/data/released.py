@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from cfbench.data.base import Item, SourceDataset
 from cfbench.data.faces import FACE_SIZE, FileSource
 from cfbench.data.folder import Unmatched, match_folders
 from cfbench.errors import BadInputError
-from cfbench.imageio import name_list
+from cfbench.imageio import image_size, name_list
 from cfbench.weights import cfbench_home
 
 CELEBA_LICENCE = (
@@ -110,13 +108,11 @@ class ReleasedDataset(SourceDataset):
         for item in self.items:
             if not isinstance(item.lq, FileSource):
                 continue
-            try:
-                with Image.open(item.lq.path) as im:
-                    size = im.size
-            except OSError:
+            size = image_size(item.lq.path)
+            if size is None:
                 continue  # unreadable: loading it names the file
             if size != (FACE_SIZE, FACE_SIZE):
-                wrong.append(f"{item.lq.path.name} ({size[0]}x{size[1]})")
+                wrong.append(f"{item.lq.path.name} ({size[1]}x{size[0]})")
         if wrong:
             raise BadInputError(
                 f"{len(wrong)} LQ image(s) of {self.name} are not {FACE_SIZE}x{FACE_SIZE} as released: "

@@ -11,12 +11,14 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import DEMO_PROTOCOL, Protocol, get_protocol, protocol_for_dataset
+from cfbench.eval.spec import parse_severity_spec, parse_w_spec
 from cfbench.yamlfile import read_yaml
 
 
@@ -74,7 +76,8 @@ class SweepConfig:
 NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict"})
 OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict")
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
-_TEXT_KEYS = ("w", "severity", "metrics", "dataset", "data_root", "fid_ref", "fid_resize", "run_dir", "protocol")
+_LIST_KEYS = ("w", "severity", "metrics")  # text keys that a YAML list may give
+_FLAG_NAMES = {"checkpoints": "--checkpoint"}
 
 
 def read_sweep_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -110,28 +113,73 @@ def _neutral_severity(dataset: str, data_root: str | None) -> str:
     return "none" if get_dataset(dataset, data_root).has_lq else SweepConfig.severity
 
 
+def _text(value: Any, key: str, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # YAML reads `severity: 2` or `w: 0.5` as numbers
+    if key in _LIST_KEYS and isinstance(value, (list, tuple)) and value:
+        return ",".join(_text(v, key, where) for v in value)  # `w: [0, 0.5, 1]`, `metrics: [psnr, ssim]`
+    raise BadInputError(f"{where} must be text, got {type(value).__name__} {value!r}")
+
+
+def _checkpoints(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items or not all(isinstance(c, str) and c for c in items):
+        raise BadInputError(f"{where} must be a weights name or file, or a list of them; got {value!r}")
+    repeated = sorted({c for c in items if list(items).count(c) > 1})
+    if repeated:
+        raise BadInputError(f"{where} names {repeated[0]!r} twice; give each checkpoint once")
+    return tuple(items)
+
+
+def check_options(data: dict[str, Any], origin: Callable[[str], str]) -> dict[str, Any]:
+    """`data` (SweepConfig keys) with every value checked against its field's type and normalised: text keys
+    accept numbers and (w, severity, metrics) lists, booleans only true/false, integers >= 0 (batch and part
+    sizes >= 1), checkpoints a name or a list of distinct names; w and severity must parse. A wrong value raises a
+    one-line BadInputError naming its key as `origin(key)` gives it (a flag, or a file and its key)."""
+    out = dict(data)
+    for key, value in data.items():
+        kind, where = _FIELDS[key].type, origin(key)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("str"):
+            out[key] = _text(value, key, where)
+        elif kind == "bool" and not isinstance(value, bool):
+            raise BadInputError(f"{where} must be true or false, got {value!r}")
+        elif kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise BadInputError(f"{where} must be a non-negative integer, got {value!r}")
+        elif key in ("batch_size", "part_size") and value == 0:
+            raise BadInputError(f"{where} must be at least 1")
+        elif key == "checkpoints":
+            out[key] = _checkpoints(value, where)
+    for key, parse in (("w", parse_w_spec), ("severity", parse_severity_spec)):
+        if key in out:
+            parse(out[key])
+    return out
+
+
 def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any) -> SweepConfig:
     """The settings of a sweep: its starting protocol's (or the neutral defaults), then the YAML file `source`,
     then the non-None `overrides` (the CLI flags); see the module docstring."""
-    given = read_sweep_yaml(source) if source else {}
-    given.update({k: v for k, v in overrides.items() if v is not None})
+    from_file = read_sweep_yaml(source) if source else {}
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    protocol: Protocol | None = None
+
+    def origin(key: str) -> str:
+        if key in flags:
+            return _FLAG_NAMES.get(key, f"--{key.replace('_', '-')}")
+        if key in from_file:
+            return f"{source}: {key}"
+        return f"protocol {protocol.name}: {key}" if protocol is not None else key
+
+    given = check_options({**from_file, **flags}, origin)
     protocol = starting_protocol(given)
     data = {**(protocol.settings if protocol else {}), **given}
     if protocol is not None:
         data["protocol"] = protocol.name
     elif "severity" not in data:
         data["severity"] = _neutral_severity(str(data.get("dataset", SweepConfig.dataset)), data.get("data_root"))
-    where = source or "options"
-    for key in _TEXT_KEYS:  # YAML reads `severity: 2` or `w: 0.5` as numbers
-        if data.get(key) is not None and not isinstance(data[key], bool):
-            data[key] = str(data[key])
-    checkpoints = data.get("checkpoints") or list(SweepConfig.checkpoints)
-    data["checkpoints"] = tuple([checkpoints] if isinstance(checkpoints, str) else map(str, checkpoints))
-    for key in ("crop_border", "limit", "seed", "batch_size", "part_size"):
-        value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise BadInputError(f"{where}: {key} must be a non-negative integer, got {value!r}")
-    for key in ("batch_size", "part_size"):
-        if data.get(key) == 0:
-            raise BadInputError(f"{where}: {key} must be at least 1")
+    data = check_options(data, origin)  # the protocol's settings too
+    data.setdefault("checkpoints", SweepConfig.checkpoints)
     return SweepConfig(**data)

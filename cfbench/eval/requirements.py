@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from cfbench import weights
-from cfbench.errors import BadInputError, MissingRequirementsError
+from cfbench.errors import MissingRequirementsError
 from cfbench.eval.config import SweepConfig
 from cfbench.metrics import METRICS, MetricSpec, build_metrics, parse_metric_list
 from cfbench.metrics.folders import BuiltMetric
@@ -30,10 +30,7 @@ def metric_options(config: SweepConfig) -> dict[str, Any]:
 def requested_metrics(config: SweepConfig) -> tuple[list[MetricSpec], bool]:
     """(specs, named): the metrics the config names, or the default set with named=False."""
     if config.metrics is not None:
-        specs = parse_metric_list(config.metrics)
-        if not specs:
-            raise BadInputError("--metrics names no metric; give names from `cfbench metrics list`, or leave it out")
-        return specs, True
+        return parse_metric_list(config.metrics), True
     return [METRICS.get(n) for n in DEFAULT_METRICS], False
 
 

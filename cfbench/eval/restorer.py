@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import torch
 
 from cfbench.models.codeformer import CodeFormer
-from cfbench.restoration import load_restorer
+from cfbench.restoration import check_restored, load_restorer
 
 
 class Restorer(Protocol):
@@ -58,7 +58,7 @@ class CodeFormerRestorer:
             w_each = torch.tensor(chunk, device=state.indices.device).repeat_interleave(n)
             out = self.net.decode(state.repeat(len(chunk)) if len(chunk) > 1 else state, w_each, adain=self.adain)
             outs.append((out.clamp(-1, 1) + 1) / 2)
-        return torch.cat(outs)
+        return check_restored(torch.cat(outs), self.label)
 
     def codes(self, state: Any) -> torch.Tensor:
         return state.indices

@@ -68,7 +68,7 @@ def _w_range(text: str) -> list[Decimal]:
 
 def parse_w_spec(text: str | float | list[Any] | tuple[Any, ...]) -> tuple[float, ...]:
     """Fidelity weights from ``start:stop:step`` (stop included when on the grid; otherwise the last value is the
-    largest grid value <= stop), ``a,b,c`` or one number: sorted, distinct, each in [0, 1]."""
+    largest grid value <= stop), ``a,b,c`` or one number: sorted, each in [0, 1], distinct as typed and as float64."""
     text = _as_text(text, "--w", W_EXAMPLE)
     if not text:
         raise BadInputError(f"--w is empty; {W_EXAMPLE}")
@@ -84,7 +84,16 @@ def parse_w_spec(text: str | float | list[Any] | tuple[Any, ...]) -> tuple[float
             raise BadInputError(f"bad --w {text!r}: w = {v} is given twice; {W_EXAMPLE}")
         seen.add(v)
     # float(Decimal("0.3")) is the float nearest 0.3, i.e. the same float as the literal 0.3; `+ 0.0` turns -0.0 to 0.0
-    return tuple(sorted(float(v) + 0.0 for v in values))
+    # (the store keys rows by this float, `cfbench.eval.store.parts.w_key`, so two w must differ as floats)
+    floats: dict[float, Decimal] = {}
+    for v in values:
+        f = float(v) + 0.0
+        if f in floats:
+            raise BadInputError(
+                f"bad --w {text!r}: w = {floats[f]} and w = {v} are the same float64 ({f!r}); give distinct values"
+            )
+        floats[f] = v
+    return tuple(sorted(floats))
 
 
 def _levelless_presets() -> list[str]:

@@ -176,10 +176,12 @@ def restore_photo(
     batch_size: int = 4,
     backend: Any = None,
     mask: str | FaceMasker = "soft",
+    checkpoint: str = "(a model object)",
 ) -> PhotoResult:
     """Detect, align, restore with CodeFormer `net` at fidelity weight `w`, paste back (module docstring). `mask`:
     a `PASTE_MASKS` name or a built `FaceMasker` (`face_masker`; pass one to load its network once for many photos).
-    With no face found, the result is the photo upscaled and otherwise unchanged, with `num_faces` 0."""
+    With no face found, the result is the photo upscaled and otherwise unchanged, with `num_faces` 0. `checkpoint`
+    names the weights when their output is broken (`cfbench.restoration.check_restored`)."""
     from cfbench.restoration import restore_batch
 
     upscale = _check_upscale(upscale)
@@ -195,7 +197,7 @@ def restore_photo(
     for i in range(0, len(faces), batch_size):
         crops = np.stack([f.crop for f in faces[i : i + batch_size]])
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0).to(device)
-        y = restore_batch(net, x, w, adain, lookup).float().cpu().permute(0, 2, 3, 1).numpy()
+        y = restore_batch(net, x, w, adain, lookup, checkpoint).float().cpu().permute(0, 2, 3, 1).numpy()
         restored.extend(np.ascontiguousarray(c) for c in y)
         masks.extend(masker(np.ascontiguousarray(y)))
     out = paste_faces(img, restored, [f.matrix for f in faces], upscale, masks)

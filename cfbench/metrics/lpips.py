@@ -108,9 +108,13 @@ class LPIPSNet(nn.Module):
         and the v0.1 heads (`lin<k>.model.1.weight`); a key or shape mismatch raises CheckpointError."""
         name = f"the LPIPS network ({self.net})"
         load_prefixed(self.features, load_state_dict_file(backbone)[0], "features.", str(backbone), name)
+        return self.load_heads(heads)
+
+    def load_heads(self, heads: Path) -> LPIPSNet:
+        """Load the v0.1 linear heads (`lin<k>.model.1.weight`); a key or shape mismatch raises CheckpointError."""
         want = {f"lin{i}.model.1.weight": h for i, h in enumerate(self.heads)}
         got = load_state_dict_file(heads)[0]
-        check_state_dict(want, got, str(heads), name)
+        check_state_dict(want, got, str(heads), f"the LPIPS heads ({self.net})")
         with torch.no_grad():
             for key, h in want.items():
                 h.copy_(got[key])

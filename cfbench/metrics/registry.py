@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cfbench.errors import BadInputError
 from cfbench.metrics.base import MetricSpec
 from cfbench.registry import Registry
 
@@ -26,8 +27,13 @@ def get_metric(name: str) -> MetricSpec:
 
 
 def parse_metric_list(text: str) -> list[MetricSpec]:
-    """'fid,lpips,psnr' -> specs, in order, without duplicates; an unknown name raises with suggestions."""
+    """'fid,lpips,psnr' -> specs, in order, without duplicates; an unknown name raises with suggestions, and a
+    text naming no metric (``--metrics ''``) raises BadInputError instead of meaning the default set."""
     names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise BadInputError(
+            f"--metrics {text!r} names no metric; give names from `cfbench metrics list`, or leave it out"
+        )
     specs: dict[str, MetricSpec] = {}
     for n in names:
         spec = get_metric(n)

@@ -211,7 +211,11 @@ def test_baseline_and_regress_never_skip(tmp_path, capsys):
     assert "pt_inception (for fid)" in capsys.readouterr().err
     baseline = json.loads((Path(__file__).parents[1] / "data" / "regress" / "codeformer_tiny_demo.json").read_text())
     baseline["config"]["metrics"] += ",lpips[vgg]"
-    baseline["metrics"]["lpips[vgg]"] = {**next(iter(baseline["metrics"].values())), "spec": "lpips[vgg]"}
+    baseline["metrics"]["lpips[vgg]"] = {
+        **next(iter(baseline["metrics"].values())),
+        **{"spec": "lpips[vgg]", "higher_is_better": False},
+    }
+    baseline["rows"] += [{**r, "metric": "lpips[vgg]"} for r in baseline["rows"] if r["metric"] == "psnr"]
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(baseline))
     assert main(["regress", "--baseline", str(edited), "--checkpoint", "codeformer_tiny"]) == 2

@@ -31,7 +31,7 @@ def make_baseline(**metrics_extra):
     ]
     return Baseline(
         checkpoint={"label": "old", "source": "old.pth", "sha256": "00"},
-        config={"dataset": "demo"},
+        config={"dataset": "demo", "w": "0.5", "severity": "2", "metrics": "psnr,lpips[vgg]"},
         seeds={"degradation": 0, "bootstrap": 0},
         bootstrap={"n_boot": 1000, "seed": 0, "confidence": 0.95},
         dataset={"name": "demo", "content_hash": "cafe" * 16, "n": 3},
