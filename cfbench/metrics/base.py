@@ -54,6 +54,9 @@ class MetricSpec:
     input: str = "float32 RGB NCHW in [0, 1]"
     # weights that depend on the options (fid with ref=ffhq512 needs the statistics file too)
     option_weights: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+    label: str = ""  # display name in figures and tables (default: the family)
+    role: str = ""  # "fidelity" (agreement with the GT face) or "quality" (realism), for the fidelity-vs-quality report
+    package: str | None = None  # the Python package it runs through, whose version the run manifest records
 
     def own_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """The entries of `options` (a run's metric options) that this metric declares and that are set."""
@@ -63,6 +66,11 @@ class MetricSpec:
         """Every registered weights file this metric needs when built with `options` (a run's metric options)."""
         extra = self.option_weights({**self.options, **self.own_options(options)}) if self.option_weights else ()
         return tuple(dict.fromkeys((*self.weights, *extra)))
+
+    @property
+    def display(self) -> str:
+        """The display name: `label`, else the family."""
+        return self.label or self.family
 
     @property
     def needs_gt(self) -> bool:
