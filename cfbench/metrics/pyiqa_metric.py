@@ -132,7 +132,7 @@ class PyiqaMetric(PerImageMetric):
 
     def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         out = self.model(pred) if gt is None else self.model(pred, gt)
-        out = torch.as_tensor(out).detach().float()
+        out = torch.as_tensor(out).detach()
         if out.numel() != pred.shape[0]:
             raise BadInputError(
                 f"{self.spec.name} gave {out.numel()} values for {pred.shape[0]} images; it is not a per-image metric"
