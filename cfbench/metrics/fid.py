@@ -481,6 +481,8 @@ def _spec(ref: str | None) -> MetricSpec:
         options=options,
         value_range=(0.0, math.inf),
         option_weights=_reference_weights if ref is None else None,
+        label="FID",
+        role="quality",
     )
 
 

@@ -131,6 +131,8 @@ SPEC = register(
         options={"boxes": "gt"},
         value_range=(0.0, math.inf),
         unit="px",
+        label="LMD",
+        role="fidelity",
     )
 )
 
@@ -148,5 +150,7 @@ FAN_SPEC = register(
         weights=("fan_wflw",),
         value_range=(0.0, math.inf),
         unit="px",
+        label="LMD",
+        role="fidelity",
     )
 )
