@@ -57,6 +57,7 @@ class MetricSpec:
     label: str = ""  # display name in figures and tables (default: the family)
     role: str = ""  # "fidelity" (agreement with the GT face) or "quality" (realism), for the fidelity-vs-quality report
     package: str | None = None  # the Python package it runs through, whose version the run manifest records
+    identity: float | None = None  # the value of a full-reference metric on identical images, where it has one
 
     def own_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """The entries of `options` (a run's metric options) that this metric declares and that are set."""

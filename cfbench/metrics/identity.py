@@ -256,6 +256,7 @@ def _spec(family: str, backend: str) -> MetricSpec:
         unit="" if is_cos else "°",
         label="identity cosine" if is_cos else "Deg",
         role="fidelity",
+        identity=1.0 if is_cos else 0.0,
     )
 
 

@@ -133,6 +133,7 @@ SPEC = register(
         unit="px",
         label="LMD",
         role="fidelity",
+        identity=0.0,
     )
 )
 
@@ -152,5 +153,6 @@ FAN_SPEC = register(
         unit="px",
         label="LMD",
         role="fidelity",
+        identity=0.0,
     )
 )

@@ -198,6 +198,7 @@ def _spec(net: str) -> MetricSpec:
         value_range=(0.0, math.inf),
         label="LPIPS",
         role="quality",
+        identity=0.0,
     )
 
 

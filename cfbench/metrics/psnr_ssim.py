@@ -190,6 +190,8 @@ def _spec(cls: type[_PairMetric], variant: str) -> MetricSpec:
         unit="dB" if is_psnr else "",
         label="PSNR" if is_psnr else "SSIM",
         role="fidelity",
+        # the mean-variance correction rounds: psnr[mv] of identical images is large (~330 dB), not infinite
+        identity=None if variant == "mv" else math.inf if is_psnr else 1.0,
     )
 
 

@@ -30,6 +30,7 @@ from cfbench.errors import BadInputError, MissingWeightsError
 from cfbench.metrics.base import MetricKind, MetricSpec, PerImageMetric
 from cfbench.metrics.pyiqa_table import (
     CURATED,
+    IDENTITY,
     INSTALL_HINT,
     PER_FOLDER,
     PREFIX,
@@ -171,6 +172,7 @@ def pyiqa_spec(name: str) -> MetricSpec:
         label=curated.label if curated else name,
         role=curated.role if curated else "",
         package="pyiqa",
+        identity=IDENTITY.get(name),
     )
     return spec
 

@@ -29,6 +29,9 @@ WEIGHT_FREE = (
     "entropy",
 )  # fmt: skip
 
+# the value of pyiqa's full-reference metrics on identical images, where it has one (checked with pyiqa 0.1.16)
+IDENTITY = {"fsim": 1.0, "vif": 1.0, "gmsd": 0.0, "ms_ssim": 1.0, "nlpd": 0.0, "ssim": 1.0, "dists": 0.0}
+
 
 @dataclass(frozen=True)
 class Curated:
