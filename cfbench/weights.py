@@ -257,6 +257,18 @@ for _entry in (
         torch_hub=True,
     ),
     WeightsFile(
+        "fid_stats_ffhq70k_clean",
+        "ffhq_clean_trainval70k_512.npz",
+        (
+            PYIQA_WEIGHTS + "ffhq_clean_trainval70k_512.npz",
+            "https://www.cs.cmu.edu/~clean-fid/stats/ffhq_clean_trainval70k_512.npz",
+        ),
+        "statistics of FFHQ (CC BY-NC-SA 4.0 images) published by clean-fid (MIT) and mirrored by pyiqa",
+        "FID reference statistics (mu, sigma) of clean-fid's Inception pool3 on all 70,000 FFHQ faces at 512x512 "
+        "with the clean (PIL bicubic) resize: `fid[ffhq70k]`, the reference of pyiqa's `fid` on faces",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
         "pyiqa_dists",
         "DISTS_weights-f5e65c96.pth",
         (PYIQA_WEIGHTS + "DISTS_weights-f5e65c96.pth", PYIQA_RELEASE + "DISTS_weights-f5e65c96.pth"),

@@ -81,7 +81,9 @@ def metrics_command(
         "(only the no-reference ones without a GT folder).",
         show_default=False,
     ),
-    fid_ref: str = typer.Option("gt", help="FID reference: gt (the GT folder), ffhq512, or a statistics .npz/.pth."),
+    fid_ref: str = typer.Option(
+        "gt", help="FID reference: gt (the GT folder), ffhq512, ffhq70k, or a statistics .npz/.pth."
+    ),
     fid_resize: str | None = typer.Option(
         None, help="FID resize mode: clean or legacy_pytorch. Default: clean, or the mode the statistics file used."
     ),
