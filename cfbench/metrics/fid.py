@@ -490,6 +490,7 @@ def _spec(ref: str | None) -> MetricSpec:
         option_weights=_reference_weights if ref is None else None,
         label="FID",
         role="quality",
+        gt_set=ref == "gt",
     )
 
 
