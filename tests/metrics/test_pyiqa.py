@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
+from cfbench import weights
 from cfbench.cli import main
-from cfbench.errors import MissingWeightsError
+from cfbench.errors import HashMismatchError, MissingWeightsError
 from cfbench.eval.provenance import metric_record
 from cfbench.metrics import get_metric
 from cfbench.metrics.folders import BuiltMetric
+from cfbench.metrics.pyiqa_metric import weights_status
 from cfbench.metrics.pyiqa_table import parse_range, pyiqa_configs
 
 pytest.importorskip("pyiqa")  # the table is read without importing it; the values need it
@@ -135,3 +137,13 @@ def test_manifest_record_names_the_pyiqa_version():
     spec = get_metric("pyiqa:gmsd")
     record = metric_record(BuiltMetric(spec, None), {})
     assert record["package"] == {"pyiqa": importlib.metadata.version("pyiqa")} and record["weights_sha256"] == {}
+
+
+def test_weights_import_puts_pyiqa_files_where_pyiqa_looks(tmp_path):
+    source = tmp_path / "download.pt"
+    source.write_bytes(b"not really MANIQA")
+    dest = weights.import_file("pyiqa_maniqa_koniq", source)
+    assert dest == Path(torch.hub.get_dir()) / "pyiqa" / "ckpt_koniq10k.pt" and dest.read_bytes() == source.read_bytes()
+    assert weights_status(get_metric("maniqa")) == "present"
+    with pytest.raises(HashMismatchError, match="e95806b9"):  # the hash prefix in pyiqa's file name is checked
+        weights.import_file("pyiqa_musiq_koniq", source)
