@@ -17,7 +17,7 @@ import difflib
 import io
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -48,45 +48,64 @@ def _registered_by_filename(filename: str) -> str | None:
     return next((n for n, e in weights.WEIGHTS.items() if e.filename == filename), None)
 
 
-def serve_or_refuse(metric: str, url: str, dst: str | os.PathLike) -> None:
+def serve_or_refuse(url: str, dst: str | os.PathLike) -> None:
     """Instead of downloading `url` to `dst`: copy the registered file of that name when it is elsewhere (our cache,
     after `cfbench weights import`), else raise `download_refused`."""
     registered = _registered_by_filename(Path(dst).name)
     found = weights.locate(registered) if registered is not None else None
     if found is None:
-        raise download_refused(metric, url, dst)
+        raise download_refused(url, dst)
     with atomic_path(dst) as tmp:
         shutil.copyfile(found, tmp)
 
 
-def download_refused(metric: str, url: str, dst: str | os.PathLike) -> MissingWeightsError:
-    """The one-line error for a file `metric` would download from `url` to `dst`."""
+def download_refused(url: str, dst: str | os.PathLike) -> MissingWeightsError:
+    """The one-line error for a file pyiqa would download from `url` to `dst`."""
     registered = _registered_by_filename(Path(dst).name)
     if registered is not None:
-        return MissingWeightsError(f"{metric}: {weights.missing_message(registered)}")
+        return MissingWeightsError(weights.missing_message(registered))
     return MissingWeightsError(
-        f"{metric}: weights file {Path(dst).name} is missing: download {url} and put it at {dst} "
+        f"weights file {Path(dst).name} is missing: download {url} and put it at {dst} "
         "(cfbench never downloads at run time)"
     )
 
 
+def _hub_download_offline(download: Callable[..., str]) -> Callable[..., str]:
+    """`hf_hub_download` for timm backbones: the Hugging Face cache only; a miss names the repository file."""
+    import huggingface_hub
+
+    def offline(repo_id: str, filename: str, *args: Any, **kwargs: Any) -> str:
+        try:
+            return download(repo_id, filename, *args, **{**kwargs, "local_files_only": True})
+        except (OSError, ValueError) as exc:
+            url = huggingface_hub.hf_hub_url(repo_id, filename)
+            raise MissingWeightsError(
+                f"timm backbone {repo_id}/{filename} is not in the Hugging Face cache "
+                f"({huggingface_hub.constants.HF_HUB_CACHE}): on a connected machine run `hf download {repo_id} "
+                f"{filename}` ({url}) and copy that cache folder here (cfbench never downloads at run time)"
+            ) from exc
+
+    return offline
+
+
 @contextlib.contextmanager
-def no_downloads(metric: str) -> Iterator[None]:
-    """While pyiqa builds `metric`: its cache folder follows the current $TORCH_HOME, and every download (pyiqa,
-    torch hub, CLIP, Hugging Face hub) raises MissingWeightsError instead of touching the network."""
+def no_downloads() -> Iterator[None]:
+    """While pyiqa builds a metric: its cache folder follows the current $TORCH_HOME, and every download (pyiqa,
+    torch hub, CLIP, timm through the Hugging Face hub) raises MissingWeightsError instead of touching the network."""
     import huggingface_hub.constants
     import pyiqa.archs.clip_model as clip_model
     import pyiqa.utils.download_util as download_util
+    import timm.models._hub as timm_hub
 
     def refuse(url: str, dst: str, *args: Any, **kwargs: Any) -> None:
-        serve_or_refuse(metric, url, dst)
+        serve_or_refuse(url, dst)
 
     load_clip = clip_model._download
 
     def clip_download(url: str, root: str) -> str:
         target = Path(root) / Path(url).name
         if not target.is_file():
-            raise download_refused(metric, url, target)
+            raise download_refused(url, target)
         return load_clip(url, root)
 
     patches = (
@@ -95,6 +114,7 @@ def no_downloads(metric: str) -> Iterator[None]:
         mock.patch.object(download_util, "download_url_to_file", refuse),
         mock.patch.object(torch.hub, "download_url_to_file", refuse),
         mock.patch.object(clip_model, "_download", clip_download),
+        mock.patch.object(timm_hub, "hf_hub_download", _hub_download_offline(timm_hub.hf_hub_download)),
         mock.patch.object(huggingface_hub.constants, "HF_HUB_OFFLINE", True),
         mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}),
     )
@@ -108,8 +128,8 @@ def no_downloads(metric: str) -> Iterator[None]:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MissingWeightsError(
-                f"{metric}: a backbone from the Hugging Face hub is not in its cache "
-                f"({huggingface_hub.constants.HF_HUB_CACHE}): {first}"
+                f"a file from the Hugging Face hub is not in its cache ({huggingface_hub.constants.HF_HUB_CACHE}): "
+                f"{first}"
             ) from None
 
 
@@ -119,7 +139,7 @@ def build_pyiqa(name: str, device: torch.device) -> torch.nn.Module:
         import pyiqa
     except ImportError as exc:
         raise ImportError(f"{PREFIX}{name} needs the pyiqa package ({exc}): {INSTALL_HINT}") from None
-    with no_downloads(PREFIX + name):
+    with no_downloads():
         return pyiqa.create_metric(name, device=device)
 
 
