@@ -221,7 +221,10 @@ def weights_status(spec: MetricSpec) -> str:
 
 def resolve(column: str) -> MetricSpec:
     """Register `pyiqa:<name>` on first use (the registry calls this for names with the `pyiqa:` prefix)."""
-    return register(pyiqa_spec(column.removeprefix(PREFIX)))
+    try:
+        return register(pyiqa_spec(column.removeprefix(PREFIX)))
+    except ImportError as exc:  # pyiqa not installed: the user's to fix
+        raise BadInputError(f"{column}: {exc}") from None
 
 
 add_resolver(PREFIX, resolve)

@@ -13,9 +13,9 @@ import torch
 
 from cfbench import weights
 from cfbench.cli import main
-from cfbench.errors import HashMismatchError, MissingWeightsError
+from cfbench.errors import BadInputError, HashMismatchError, MissingWeightsError
 from cfbench.eval.provenance import metric_record
-from cfbench.metrics import get_metric
+from cfbench.metrics import get_metric, pyiqa_table
 from cfbench.metrics.folders import BuiltMetric
 from cfbench.metrics.pyiqa_metric import weights_status
 from cfbench.metrics.pyiqa_table import parse_range, pyiqa_configs
@@ -47,6 +47,17 @@ def test_facts_come_from_pyiqa_table():
     assert fsim.higher_is_better and fsim.needs_gt and fsim.value_range == (0.0, 1.0)
     assert musiq.name == "pyiqa:musiq" and musiq.higher_is_better and musiq.weights == ("pyiqa_musiq_koniq",)
     assert get_metric("dists").needs_gt and not get_metric("dists").higher_is_better
+
+
+def test_without_pyiqa_a_pyiqa_name_is_bad_input_with_the_install_hint(monkeypatch):
+    pyiqa_configs.cache_clear()
+    monkeypatch.setattr(pyiqa_table.importlib.util, "find_spec", lambda name: None)
+    try:
+        with pytest.raises(BadInputError, match=r"pyiqa:vsi: .*pip install 'cfbench\[pyiqa\]'"):
+            get_metric("pyiqa:vsi")
+    finally:
+        monkeypatch.undo()
+        pyiqa_configs.cache_clear()
 
 
 def test_unknown_and_per_folder_names_are_refused_with_a_hint():
