@@ -96,6 +96,7 @@ def no_downloads() -> Iterator[None]:
     import pyiqa.archs.clip_model as clip_model
     import pyiqa.utils.download_util as download_util
     import timm.models._hub as timm_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
     def refuse(url: str, dst: str, *args: Any, **kwargs: Any) -> None:
         serve_or_refuse(url, dst)
@@ -123,9 +124,7 @@ def no_downloads() -> Iterator[None]:
             stack.enter_context(p)
         try:
             yield
-        except OSError as exc:  # the Hugging Face hub offline: LocalEntryNotFoundError and kin
-            if isinstance(exc, MissingWeightsError):
-                raise
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:  # other Hugging Face downloads (transformers)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MissingWeightsError(
                 f"a file from the Hugging Face hub is not in its cache ({huggingface_hub.constants.HF_HUB_CACHE}): "
