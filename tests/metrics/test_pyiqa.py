@@ -17,7 +17,7 @@ from cfbench.errors import BadInputError, HashMismatchError, MissingWeightsError
 from cfbench.eval.provenance import metric_record
 from cfbench.metrics import get_metric, pyiqa_table
 from cfbench.metrics.folders import BuiltMetric
-from cfbench.metrics.pyiqa_metric import weights_status
+from cfbench.metrics.pyiqa_metric import serve_or_refuse, weights_status
 from cfbench.metrics.pyiqa_table import parse_range, pyiqa_configs
 
 pytest.importorskip("pyiqa")  # the table is read without importing it; the values need it
@@ -158,3 +158,14 @@ def test_weights_import_puts_pyiqa_files_where_pyiqa_looks(tmp_path):
     assert weights_status(get_metric("maniqa")) == "present"
     with pytest.raises(HashMismatchError, match="e95806b9"):  # the hash prefix in pyiqa's file name is checked
         weights.import_file("pyiqa_musiq_koniq", source)
+
+
+def test_a_registered_file_in_our_cache_is_served_where_a_library_asks_for_it(tmp_path):
+    source = tmp_path / "arcface_resnet18.pth"
+    source.write_bytes(b"registered, no pinned hash")
+    weights.import_file("arcface_resnet18", source)  # into $CFBENCH_HOME/weights
+    wanted = tmp_path / "hub" / "checkpoints" / "arcface_resnet18.pth"  # where a library would download it
+    serve_or_refuse("https://example.invalid/arcface_resnet18.pth", wanted)
+    assert wanted.read_bytes() == source.read_bytes()
+    with pytest.raises(MissingWeightsError, match="example.invalid/other.pth and put it at .*other.pth"):
+        serve_or_refuse("https://example.invalid/other.pth", tmp_path / "other.pth")
