@@ -32,6 +32,9 @@ from cfbench.errors import CfbenchError, HashMismatchError, MissingWeightsError
 from cfbench.registry import Registry
 
 CODEFORMER_RELEASE = "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/"
+PYIQA_WEIGHTS = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/"  # pyiqa's get_url_from_name
+PYIQA_RELEASE = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
+PYIQA_LICENCE = "pyiqa weights (repository PolyForm Noncommercial 1.0.0; each model's own licence applies)"
 S_LAB = "S-Lab License 1.0 (non-commercial use only)"
 
 
@@ -52,6 +55,9 @@ class WeightsFile:
     package_file: tuple[str, str] | None = None  # (installed package, path inside it) where the file ships
     torch_hub: bool = False  # also look in $TORCH_HOME/hub/checkpoints (torchvision and pytorch-fid put it there)
     page: str | None = None  # where to download it by hand when there is no direct URL
+    # the folder under torch hub's dir ($TORCH_HOME/hub/<hub_dir>) where the library that loads the file looks
+    # (pyiqa: 'pyiqa', its CLIP: 'clip'): the file lives, and is imported, there rather than in our cache
+    hub_dir: str | None = None
 
 
 WEIGHTS: Registry[WeightsFile] = Registry("weights file")
@@ -250,6 +256,66 @@ for _entry in (
         sha256_prefix="dcbb9e9d",
         torch_hub=True,
     ),
+    WeightsFile(
+        "fid_stats_ffhq70k_clean",
+        "ffhq_clean_trainval70k_512.npz",
+        (
+            PYIQA_WEIGHTS + "ffhq_clean_trainval70k_512.npz",
+            "https://www.cs.cmu.edu/~clean-fid/stats/ffhq_clean_trainval70k_512.npz",
+        ),
+        "statistics of FFHQ (CC BY-NC-SA 4.0 images) published by clean-fid (MIT) and mirrored by pyiqa",
+        "FID reference statistics (mu, sigma) of clean-fid's Inception pool3 on all 70,000 FFHQ faces at 512x512 "
+        "with the clean (PIL bicubic) resize: `fid[ffhq70k]`, the reference of pyiqa's `fid` on faces",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
+        "pyiqa_dists",
+        "DISTS_weights-f5e65c96.pth",
+        (PYIQA_WEIGHTS + "DISTS_weights-f5e65c96.pth", PYIQA_RELEASE + "DISTS_weights-f5e65c96.pth"),
+        PYIQA_LICENCE,
+        "DISTS alpha/beta weights of pyiqa's `dists` (with the torchvision VGG16 backbone `vgg16`)",
+        sha256_prefix="f5e65c96",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
+        "pyiqa_musiq_koniq",
+        "musiq_koniq_ckpt-e95806b9.pth",
+        (PYIQA_WEIGHTS + "musiq_koniq_ckpt-e95806b9.pth", PYIQA_RELEASE + "musiq_koniq_ckpt-e95806b9.pth"),
+        PYIQA_LICENCE,
+        "MUSIQ trained on KonIQ-10k: pyiqa's `musiq`",
+        sha256_prefix="e95806b9",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
+        "pyiqa_maniqa_koniq",
+        "ckpt_koniq10k.pt",
+        (PYIQA_WEIGHTS + "ckpt_koniq10k.pt", PYIQA_RELEASE + "ckpt_koniq10k.pt"),
+        PYIQA_LICENCE,
+        "MANIQA trained on KonIQ-10k: pyiqa's `maniqa` (its timm ViT-B/8 backbone comes from the Hugging Face hub)",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
+        "pyiqa_topiq_nr_face",
+        "topiq_nr_cgfiqa_res50-0a8b8e4f.pth",
+        (PYIQA_WEIGHTS + "topiq_nr_cgfiqa_res50-0a8b8e4f.pth", PYIQA_RELEASE + "topiq_nr_cgfiqa_res50-0a8b8e4f.pth"),
+        PYIQA_LICENCE,
+        "TOPIQ-NR trained on CGFIQA-40k faces: pyiqa's `topiq_nr-face` (its timm ResNet-50 backbone comes from the "
+        "Hugging Face hub)",
+        sha256_prefix="0a8b8e4f",
+        hub_dir="pyiqa",
+    ),
+    WeightsFile(
+        "clip_rn50",
+        "RN50.pt",
+        (
+            "https://openaipublic.azureedge.net/clip/models/"
+            "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt",
+        ),
+        "MIT (OpenAI CLIP)",
+        "OpenAI CLIP ResNet-50 (TorchScript): the backbone of pyiqa's `clipiqa`",
+        sha256="afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
+        hub_dir="clip",
+    ),
 ):
     WEIGHTS.add(_entry.name, _entry)
 
@@ -266,8 +332,11 @@ def weights_dir() -> Path:
 
 
 def weights_path(name: str) -> Path:
-    """Where the registered file `name` lives: the cache, or the package for bundled files (present or not)."""
+    """Where the registered file `name` lives: the cache, the package for bundled files, or the torch-hub folder
+    of the library that loads it (`hub_dir`), present or not."""
     entry = WEIGHTS.get(name)
+    if entry.hub_dir:
+        return Path(torch.hub.get_dir()) / entry.hub_dir / entry.filename
     return (BUNDLED_DIR if entry.bundled else weights_dir()) / entry.filename
 
 

@@ -15,7 +15,7 @@ from degradations.errors import DegradationsError
 
 T = TypeVar("T")
 
-_VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-\[\]]*$")
+_VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:\-\[\]]*$")
 
 
 class UnknownNameError(DegradationsError, KeyError):
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
     def add(self, name: str, item: T) -> T:
         if not isinstance(name, str) or not _VALID_NAME.match(name):
             raise ValueError(
-                f"invalid {self.kind} name {name!r}: use letters, digits, '_', '-', '.', '[', ']' "
+                f"invalid {self.kind} name {name!r}: use letters, digits, '_', '-', '.', '+', ':', '[', ']' "
                 "and no spaces or slashes"
             )
         if name in self._items:

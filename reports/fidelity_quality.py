@@ -31,9 +31,7 @@ from reports.load import Run, order_severities, run_protocol_line
 from reports.section import Figure, Section, Table
 from reports.style import (
     LABEL_OFFSETS,
-    family,
     figure,
-    metric_label,
     metric_panels,
     save_figure,
     set_title,
@@ -44,13 +42,11 @@ from reports.style import (
 )
 from reports.tabular import ReportTable, write_table
 
-FIDELITY = ("identity_cos", "deg", "lmd", "psnr", "ssim")
-QUALITY = ("niqe", "fid", "lpips", "musiq")
 
-
-def pick(directions: dict[str, bool], families: Sequence[str]) -> list[str]:
-    """The metric columns of `directions` whose family is in `families`, in the order of `families`."""
-    return [c for f in families for c in directions if family(c) == f]
+def pick(run: Run, role: str) -> list[str]:
+    """The run's metric columns whose role (from their registry entry, recorded in the manifest) is `role`
+    ("fidelity" or "quality"), in manifest order."""
+    return [c for c in run.directions if run.role(c) == role]
 
 
 def pareto_mask(x: Sequence[float], y: Sequence[float], x_higher: bool, y_higher: bool) -> np.ndarray:
@@ -118,7 +114,7 @@ def group_table(run: Run, n_boot: int = 1000, seed: int = 0) -> fq_tables.Fideli
 def summary(run: Run, frame: pd.DataFrame) -> ReportTable:
     """Per checkpoint and severity: the best w of every metric, and the balanced w of every (fidelity, quality)
     pair (the rule is in the module docstring and in the table's note)."""
-    fid, qual = pick(run.directions, FIDELITY), pick(run.directions, QUALITY)
+    fid, qual = pick(run, "fidelity"), pick(run, "quality")
     records, rules = [], set()
     for (ckpt, sev), block in frame.groupby(["checkpoint", "severity"], sort=False):
         ws = block["w"].tolist()
@@ -175,8 +171,8 @@ def pareto_figure(run: Run, frame: pd.DataFrame, ckpt: str, fid: str, qual: str)
                 ax.annotate(f"w={w:g}", (xi, yi), xytext=LABEL_OFFSETS[k % 4], textcoords="offset points", fontsize=6)
     ax.scatter([], [], s=70, facecolors="none", edgecolors="k", label="Pareto-optimal w")
     ax.scatter([], [], marker="*", s=110, color="k", label="balanced w")
-    ax.set_xlabel(metric_label(qual, qh))
-    ax.set_ylabel(metric_label(fid, fh))
+    ax.set_xlabel(run.label(qual))
+    ax.set_ylabel(run.label(fid))
     set_title(ax, f"{ckpt}: fidelity vs quality over w")
     ax.legend(loc="best")
     return fig
@@ -195,7 +191,7 @@ def metric_vs_w_figure(run: Run, frame: pd.DataFrame, ckpt: str, metrics: Sequen
             if lo in block and block[lo].notna().any():
                 ax.fill_between(block["w"], block[lo], block[hi], color=colors[sev], alpha=0.15, linewidth=0)
         ax.set_xlabel("fidelity weight w")
-        ax.set_ylabel(metric_label(m, run.directions[m]))
+        ax.set_ylabel(run.label(m))
     axes[0].legend(loc="best")
     fig.suptitle(f"{ckpt}: metrics vs w (mean, 95% bootstrap band)", fontsize=8)
     return fig
@@ -234,8 +230,8 @@ def heatmap_figure(run: Run, frame: pd.DataFrame, ckpt: str, metric: str):
                     color="k" if good else "w",
                 )
     cbar = fig.colorbar(im, ax=ax)
-    cbar.set_label(metric_label(metric, higher), fontsize=7)
-    set_title(ax, f"{ckpt}: {metric_label(metric, short=True)} per severity and w (bright = better)", width=42)
+    cbar.set_label(run.label(metric), fontsize=7)
+    set_title(ax, f"{ckpt}: {run.label(metric, short=True)} per severity and w (bright = better)", width=42)
     return fig
 
 
@@ -265,11 +261,11 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
         Table("fidelity_quality_summary", summ, write_table(summ, out_dir, "fidelity_quality_summary", formats))
     )
 
-    fid, qual = pick(run.directions, FIDELITY), pick(run.directions, QUALITY)
+    fid, qual = pick(run, "fidelity"), pick(run, "quality")
     if not fid or not qual:
         section.notes.append(
             "No fidelity-vs-quality curve: the run has "
-            + ("no quality metric (NIQE, FID, LPIPS)" if not qual else "no fidelity metric (identity, Deg, LMD, PSNR)")
+            + ("no quality metric (NIQE, FID, LPIPS...)" if not qual else "no fidelity metric (identity, LMD, PSNR...)")
             + "."
         )
     metrics = list(run.directions) if wants_figures(formats) else []
@@ -280,7 +276,7 @@ def report(run: Run, out_dir: str | os.PathLike, formats: Sequence[str], n_boot:
                 stem = f"fidelity_quality_pareto_{c}_{slug(f)}_vs_{slug(q)}"
                 fig = pareto_figure(run, frame, ckpt, f, q)
                 caption = (
-                    f"{ckpt}: {metric_label(f, short=True)} vs {metric_label(q, short=True)} per severity over "
+                    f"{ckpt}: {run.label(f, short=True)} vs {run.label(q, short=True)} per severity over "
                     "w (w labels on the mildest and the most severe curve); rings: Pareto-optimal w, star: "
                     "balanced w."
                 )

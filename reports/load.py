@@ -35,6 +35,7 @@ from cfbench.eval.store.schema import (
     input_image_path,
     restored_image_path,
 )
+from reports.style import MetricFacts, metric_label
 
 
 @dataclass
@@ -51,6 +52,16 @@ class Run:
     absent: dict[str, str] = field(default_factory=dict)
     # checkpoint label -> (run dir, checkpoint name there), for labels renamed by `combine`
     sources: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    # metric column -> label, unit, role, as the manifest records them (columns of older runs: absent)
+    facts: dict[str, MetricFacts] = field(default_factory=dict)
+
+    def label(self, column: str, short: bool = False) -> str:
+        """The column's figure label with its unit and direction (`reports.style.metric_label`)."""
+        return metric_label(column, self.directions.get(column), short, self.facts.get(column))
+
+    def role(self, column: str) -> str:
+        facts = self.facts.get(column)
+        return facts.role if facts else ""
 
     def _where(self, checkpoint: str) -> tuple[Path, str]:
         return self.sources.get(checkpoint, (self.run_dir, checkpoint))
@@ -171,7 +182,19 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     for k in stored:
         if k not in directions:
             absent.setdefault(str(k), "listed in the manifest but not in the results")
-    return Run(run_dir, manifest, results, groups, _read_codes(run_dir / CODES), directions, absent)
+    run = Run(run_dir, manifest, results, groups, _read_codes(run_dir / CODES), directions, absent)
+    run.facts = metric_facts(manifest)
+    return run
+
+
+def metric_facts(manifest: dict[str, Any]) -> dict[str, MetricFacts]:
+    """column -> MetricFacts from the manifest's metric records (`cfbench.eval.provenance.metric_record`)."""
+    records = (manifest.get("provenance") or {}).get("metrics") or {}
+    return {
+        str(column): MetricFacts(str(r["label"]), str(r.get("unit") or ""), str(r.get("role") or ""))
+        for column, r in records.items()
+        if isinstance(r, dict) and r.get("label")
+    }
 
 
 def combine(runs: list[Run]) -> Run:
@@ -186,6 +209,7 @@ def combine(runs: list[Run]) -> Run:
     directions: dict[str, bool] = {}
     absent: dict[str, str] = {}
     sources: dict[str, tuple[Path, str]] = {}
+    facts: dict[str, MetricFacts] = {}
     names = [run.name for run in runs]
     for i, run in enumerate(runs):
         prefix = run.name if names.count(run.name) == 1 else f"run{i + 1}"
@@ -201,6 +225,7 @@ def combine(runs: list[Run]) -> Run:
             if directions.setdefault(k, v) != v:
                 raise BadInputError(f"metric {k!r} has opposite directions in {runs[0].run_dir} and {run.run_dir}")
         absent.update(run.absent)
+        facts = {**run.facts, **facts}
     absent = {k: v for k, v in absent.items() if k not in directions}
     merged_codes = None
     if codes:
@@ -225,6 +250,7 @@ def combine(runs: list[Run]) -> Run:
         directions,
         absent,
         sources,
+        facts,
     )
 
 

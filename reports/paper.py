@@ -21,10 +21,11 @@ import pandas as pd
 from reports.grid import any_image, image_grid
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
-from reports.style import METRIC_NAMES, family, save_figure, slug, wants_figures
+from reports.style import family, save_figure, slug, wants_figures
 from reports.tabular import ReportTable, rank_marks, write_table
 
-TABLE1 = ("lpips", "fid", "niqe", "deg", "lmd", "psnr", "ssim")
+# the metric families of the CodeFormer paper's Table 1, in its order, with the header a missing one is named by
+TABLE1 = {"lpips": "LPIPS", "fid": "FID", "niqe": "NIQE", "deg": "Deg", "lmd": "LMD", "psnr": "PSNR", "ssim": "SSIM"}
 GRID_WS = (0.0, 0.5, 1.0)
 
 
@@ -36,16 +37,18 @@ def table1(run: Run, w: float = 0.5) -> tuple[ReportTable, list[str]]:
     """The Table-1 frame (method, severity, w, metrics...) with best/second marks per severity; and notes."""
     notes = []
     cols: list[tuple[str, str, bool]] = []  # (header, source column or "deg-from:<cos col>", higher is better)
+    missing = []
     for fam in TABLE1:
         found = [c for c in run.directions if family(c) == fam]
+        cos = [c for c in run.directions if family(c) == "identity_cos" and c in run.results.columns]
         if found:
-            cols.append((METRIC_NAMES[fam][0], found[0], run.directions[found[0]]))
-        elif fam == "deg":
-            cos = [c for c in run.directions if family(c) == "identity_cos" and c in run.results.columns]
-            if cos:
-                cols.append(("Deg", f"deg-from:{cos[0]}", False))
-                notes.append(f"Deg derived per image from {cos[0]} as degrees(arccos(cosine)).")
-    missing = [METRIC_NAMES[f][0] for f in TABLE1 if not any(h == METRIC_NAMES[f][0] for h, _, _ in cols)]
+            header = run.facts[found[0]].label if found[0] in run.facts else TABLE1[fam]
+            cols.append((header, found[0], run.directions[found[0]]))
+        elif fam == "deg" and cos:
+            cols.append(("Deg", f"deg-from:{cos[0]}", False))
+            notes.append(f"Deg derived per image from {cos[0]} as degrees(arccos(cosine)).")
+        else:
+            missing.append(TABLE1[fam])
     if missing:
         notes.append("Not measured: " + ", ".join(missing) + ".")
     records = []

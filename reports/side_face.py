@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 
 from cfbench.tabular import number
-from reports.fidelity_quality import pick
 from reports.grid import any_image, image_grid
 from reports.load import Run, order_severities
 from reports.section import Figure, Section, Table
-from reports.style import metric_label, metric_panels, save_figure, slug, w_colors, wants_figures
+from reports.style import family, metric_panels, save_figure, slug, w_colors, wants_figures
 from reports.tabular import ReportTable, write_table
 
 EDGES = (0.0, 15.0, 30.0, 45.0, 60.0, math.inf)
@@ -106,9 +105,9 @@ def drops(run: Run, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_metric(run: Run) -> str | None:
-    ident = pick(run.directions, ("identity_cos", "deg"))
-    lmd = pick(run.directions, ("lmd",))
-    cands = [m for m in ident + lmd if m in run.results.columns]
+    """The per-image metric worst faces are ranked by: identity (cosine, then Deg), else LMD."""
+    cands = [m for f in ("identity_cos", "deg", "lmd") for m in run.directions if family(m) == f]
+    cands = [m for m in cands if m in run.results.columns]
     return cands[0] if cands else None
 
 
@@ -139,7 +138,7 @@ def vs_yaw_figure(run: Run, table: pd.DataFrame, ckpt: str, sev: str):
             ax.plot(range(len(LABELS)), b[m], "-o", color=colors[w], label=f"w = {w:g}")
         ax.set_xticks(range(len(LABELS)), ticks)
         ax.set_xlabel("|GT yaw| (degrees)")
-        ax.set_ylabel(metric_label(m, run.directions[m]))
+        ax.set_ylabel(run.label(m))
     axes[0].legend(loc="best")
     fig.suptitle(f"{ckpt}, severity {sev}: metrics by head yaw (empty bins have no point)", fontsize=8)
     return fig

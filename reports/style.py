@@ -8,6 +8,7 @@ import os
 import re
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -43,28 +44,32 @@ RC = {
     "figure.dpi": 100,
 }
 
-# family -> (display name, unit); the unit is "" for unitless metrics
-METRIC_NAMES = {
-    "psnr": ("PSNR", "dB"),
-    "ssim": ("SSIM", ""),
-    "lpips": ("LPIPS", ""),
-    "niqe": ("NIQE", ""),
-    "fid": ("FID", ""),
-    "identity_cos": ("identity cosine", ""),
-    "deg": ("Deg", "°"),
-    "lmd": ("LMD", "px"),
-    "musiq": ("MUSIQ", ""),
-    "model_ms_per_face": ("model time", "ms/face"),
-}
+
+@dataclass(frozen=True)
+class MetricFacts:
+    """What a report shows of a metric, as the run manifest records it from the metric's registry entry: display
+    `label`, `unit` ("" when unitless) and `role` ("fidelity", "quality" or "")."""
+
+    label: str
+    unit: str = ""
+    role: str = ""
+
+
+# columns of a run that are not metrics
+TIMING_FACTS = {"model_ms_per_face": MetricFacts("model time", "ms/face")}
 
 
 def family(column: str) -> str:
     return column.split("[", 1)[0]
 
 
-def metric_label(column: str, higher_is_better: bool | None = None, short: bool = False) -> str:
-    """``LMD [dlib] (px, ↓ better)``: display name, variant, unit and direction."""
-    name, unit = METRIC_NAMES.get(family(column), (family(column), ""))
+def metric_label(
+    column: str, higher_is_better: bool | None = None, short: bool = False, facts: MetricFacts | None = None
+) -> str:
+    """``LMD [dlib] (px, ↓ better)``: display name, variant, unit and direction; `facts` from the run manifest
+    (`Run.facts`), else the column's family and no unit."""
+    facts = facts or TIMING_FACTS.get(column) or MetricFacts(family(column))
+    name, unit = facts.label, facts.unit
     variant = column[len(family(column)) :]
     text = f"{name} {variant}" if variant and not short else name
     extra = [u for u in (unit,) if u]

@@ -43,7 +43,7 @@ def eval_command(
     strict: bool | None = typer.Option(
         None, "--strict", help="Refuse a protocol set whose image count or pairing differs from the published one."
     ),
-    fid_ref: str | None = typer.Option(None, help="Reference of `fid`: gt, ffhq512 or a statistics file."),
+    fid_ref: str | None = typer.Option(None, help="Reference of `fid`: gt, ffhq512, ffhq70k or a statistics file."),
     fid_resize: str | None = typer.Option(None, help="FID resize: clean or legacy_pytorch (default: the reference's)."),
     crop_border: int | None = typer.Option(None, min=0, help="Pixels cropped on each side for PSNR/SSIM/NIQE."),
     lookup: str | None = typer.Option(None, help="Code lookup: transformer (CodeFormer) or nearest (the ablation)."),

@@ -12,7 +12,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cfbench import weights
 from cfbench.atomic import atomic_write_bytes
 from cfbench.cli.common import console, pick_device, progress
 from cfbench.errors import BadInputError, MissingRequirementsError
@@ -27,23 +26,32 @@ from cfbench.metrics import (
     parse_metric_list,
     score_folders,
 )
+from cfbench.metrics.pyiqa_metric import pyiqa_specs, weights_status
+from cfbench.metrics.pyiqa_table import INSTALL_HINT
 from cfbench.metrics.registry import DEFAULT_METRICS
 
 
 def list_metrics(as_json: bool) -> None:
+    registered = [spec for _, spec in METRICS.items()]
+    names = {s.name for s in registered}
+    specs = registered + [s for s in pyiqa_specs() if s.name not in names]
     rows = [
         {
-            "name": name,
+            "name": spec.name,
             "backend": spec.backend,
             "kind": spec.kind.value,
             "better": spec.direction,
+            "label": spec.display,
+            "role": spec.role,
             "unit": spec.unit,
+            "range": [_json_number(x) for x in spec.value_range],
             "weights": list(spec.weights),
+            "weights_status": weights_status(spec),
             "options": spec.options,
             "input": spec.input,
             "reference": spec.reference,
         }
-        for name, spec in METRICS.items()
+        for spec in specs
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -52,13 +60,14 @@ def list_metrics(as_json: bool) -> None:
     for col in ("name", "kind", "better", "weights"):
         table.add_column(col)
     for r in rows:
-        missing = [n for n in r["weights"] if weights.locate(n) is None]
-        status = f"missing: {', '.join(missing)}" if missing else ("present" if r["weights"] else "-")
-        table.add_row(escape(r["name"]), r["kind"], r["better"], escape(status))
+        table.add_row(escape(r["name"]), r["kind"], r["better"], escape(r["weights_status"]))
     console.print(table)
     console.print("aliases: " + ", ".join(f"{a} = {escape(t)}" for a, t in ALIASES.items()))
     for r in rows:
-        console.print(f"[bold]{escape(r['name'])}[/]: {escape(r['reference'])}")
+        if r["backend"] != "pyiqa" or r["name"] in ALIASES.values():
+            console.print(f"[bold]{escape(r['name'])}[/]: {escape(r['reference'])}")
+    if not any(r["backend"] == "pyiqa" for r in rows):
+        console.print(f"pyiqa metrics (pyiqa:NAME): not installed; {escape(INSTALL_HINT)}")
 
 
 def metrics_command(
@@ -72,7 +81,9 @@ def metrics_command(
         "(only the no-reference ones without a GT folder).",
         show_default=False,
     ),
-    fid_ref: str = typer.Option("gt", help="FID reference: gt (the GT folder), ffhq512, or a statistics .npz/.pth."),
+    fid_ref: str = typer.Option(
+        "gt", help="FID reference: gt (the GT folder), ffhq512, ffhq70k, or a statistics .npz/.pth."
+    ),
     fid_resize: str | None = typer.Option(
         None, help="FID resize mode: clean or legacy_pytorch. Default: clean, or the mode the statistics file used."
     ),

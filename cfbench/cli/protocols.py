@@ -26,6 +26,7 @@ def _row(p: Protocol) -> dict[str, object]:
         "version": p.version,
         "lq_source": p.lq_source,
         "metrics": p.metric_names or "every metric whose weights are present",
+        "also_reported": p.also_reported_names,
         "fid": _fid_references(p),
         "where": DATASETS.get(p.dataset).where(None),
     }
@@ -69,6 +70,10 @@ def show_command(
     console.print(f"dataset: {escape(str(row['settings']['dataset']))}, looked for in {escape(str(row['where']))}")
     for key, value in row["settings"].items():
         console.print(f"  {key}: {escape(str(value))}", soft_wrap=True)
+    if row["also_reported"]:
+        also = ", ".join(row["also_reported"])
+        source = get_protocol(name).also_reported["source"]
+        console.print(f"also reported (add with --metrics): {escape(also)}; {escape(source)}", soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:

@@ -25,6 +25,9 @@ DEMO_PROTOCOL = "demo"  # what `cfbench eval` runs with no dataset
 
 # The keys of a protocol file besides `settings` (the sweep options, `cfbench.eval.config.SweepConfig` fields).
 _KEYS = ("title", "citation", "expected_images", "expected_images_source", "settings")
+# An optional key: {metrics: "a,b", source: "..."}, metrics that later papers report on the set beside the
+# protocol's own; never run unless named with --metrics, so the protocol's required set does not change.
+ALSO_REPORTED = "also_reported"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Protocol:
     expected_images: int
     expected_images_source: str
     settings: Mapping[str, Any]
+    also_reported: Mapping[str, str] | None = None
 
     @property
     def dataset(self) -> str:
@@ -60,8 +64,14 @@ class Protocol:
         text = self.settings.get("metrics")
         return [m.strip() for m in str(text).split(",") if m.strip()] if text else []
 
+    @property
+    def also_reported_names(self) -> list[str]:
+        """Metrics later papers report on the set (`also_reported`), to add with --metrics; [] when none."""
+        text = (self.also_reported or {}).get("metrics")
+        return [m.strip() for m in str(text).split(",") if m.strip()] if text else []
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "title": self.title,
             "citation": self.citation,
@@ -69,6 +79,7 @@ class Protocol:
             "expected_images_source": self.expected_images_source,
             "settings": dict(self.settings),
         }
+        return {**out, ALSO_REPORTED: dict(self.also_reported)} if self.also_reported else out
 
 
 def protocols_dir() -> Path:
@@ -79,12 +90,15 @@ def parse_protocol(name: str, data: Any, source: str) -> Protocol:
     """A `Protocol` from the mapping of a protocol file; BadInputError naming `source` when a key is wrong."""
     if not isinstance(data, dict):
         raise BadInputError(f"{source} must be a YAML mapping with the keys {', '.join(_KEYS)}")
-    unknown, missing = sorted(set(data) - set(_KEYS)), [k for k in _KEYS if k not in data]
+    unknown, missing = sorted(set(data) - {*_KEYS, ALSO_REPORTED}), [k for k in _KEYS if k not in data]
     if unknown or missing:
         raise BadInputError(f"{source}: unknown keys {unknown}, missing keys {missing}; a protocol has {_KEYS}")
     settings = data["settings"]
     if not isinstance(settings, dict) or not settings.get("dataset"):
         raise BadInputError(f"{source}: settings must be a mapping of sweep options that names a dataset")
+    also = data.get(ALSO_REPORTED)
+    if also is not None and (not isinstance(also, dict) or set(also) != {"metrics", "source"}):
+        raise BadInputError(f"{source}: {ALSO_REPORTED} must be a mapping with the keys metrics and source")
     count = data["expected_images"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise BadInputError(f"{source}: expected_images must be a positive integer, got {count!r}")
@@ -95,6 +109,7 @@ def parse_protocol(name: str, data: Any, source: str) -> Protocol:
         count,
         str(data["expected_images_source"]),
         settings,
+        {k: str(v) for k, v in also.items()} if also else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -55,7 +56,11 @@ def checkpoint_records(checkpoints: Sequence[str]) -> dict[str, dict[str, str]]:
 
 
 def metric_record(metric: BuiltMetric, options: dict[str, Any]) -> dict[str, Any]:
-    """A metric's registry name, backend, reference and the sha256 of every weights file it was built with."""
+    """A metric's registry name, backend, reference, the sha256 of every weights file it was built with, the
+    version of the package it runs through, and its facts for reports (label, unit, role)."""
     spec = metric.spec
     files = {n: weights.sha256_file(weights.require(n)) for n in spec.required_weights(options)}
-    return {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}
+    record = {"spec": spec.name, "backend": spec.backend, "reference": spec.reference, "weights_sha256": files}
+    if spec.package:
+        record["package"] = {spec.package: importlib.metadata.version(spec.package)}
+    return {**record, "label": spec.display, "unit": spec.unit, "role": spec.role}

@@ -35,13 +35,11 @@ def requested_metrics(config: SweepConfig) -> tuple[list[MetricSpec], bool]:
 
 
 def needs_gt(spec: MetricSpec, options: dict[str, Any]) -> bool:
-    """Whether the metric compares with GT images: full-reference metrics, and FID against the GT set (`fid[gt]`,
-    or `fid` with the `ref` option gt)."""
-    if spec.family != "fid":
-        return spec.needs_gt
+    """Whether the metric compares with GT images: full-reference metrics, and distribution metrics against the GT
+    set (`fid[gt]`, `kid`, or `fid` with the `ref` option gt)."""
     if "ref" in spec.options:
         return (options.get("ref") or spec.options["ref"]) == "gt"
-    return spec.name == "fid[gt]"
+    return spec.needs_gt or spec.gt_set
 
 
 def checkpoint_names(checkpoints: Sequence[str]) -> list[str]:
@@ -103,6 +101,9 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
         else:
             runnable.append(spec)
     built, failed = build_metrics(runnable, device, options)
+    for m in [m for m in built if not getattr(m.metric, "in_sweeps", True)]:
+        built.remove(m)
+        failed[m.spec.name] = "not available in `cfbench eval` yet: score saved images with `cfbench metrics` instead"
     for name, why in failed.items():
         problems.append(f"{name}: {why}")
         skipped[name] = why

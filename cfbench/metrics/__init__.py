@@ -2,7 +2,7 @@
 and folder scoring. Importing this package registers every metric; heavy backends load lazily when built."""
 
 from cfbench.hashing import content_hash
-from cfbench.metrics import fid, identity, landmarks, lpips, niqe, psnr_ssim  # noqa: F401  (registration side effect)
+from cfbench.metrics import fid, identity, kid, landmarks, lpips, niqe, psnr_ssim, pyiqa_metric  # noqa: F401  (registration side effect)
 from cfbench.metrics.base import (
     DistributionMetric,
     FeatureStatistics,

@@ -54,6 +54,11 @@ class MetricSpec:
     input: str = "float32 RGB NCHW in [0, 1]"
     # weights that depend on the options (fid with ref=ffhq512 needs the statistics file too)
     option_weights: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+    label: str = ""  # display name in figures and tables (default: the family)
+    role: str = ""  # "fidelity" (agreement with the GT face) or "quality" (realism), for the fidelity-vs-quality report
+    package: str | None = None  # the Python package it runs through, whose version the run manifest records
+    identity: float | None = None  # the value of a full-reference metric on identical images, where it has one
+    gt_set: bool = False  # a distribution metric that compares with the run's GT set (fid[gt], kid)
 
     def own_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """The entries of `options` (a run's metric options) that this metric declares and that are set."""
@@ -63,6 +68,11 @@ class MetricSpec:
         """Every registered weights file this metric needs when built with `options` (a run's metric options)."""
         extra = self.option_weights({**self.options, **self.own_options(options)}) if self.option_weights else ()
         return tuple(dict.fromkeys((*self.weights, *extra)))
+
+    @property
+    def display(self) -> str:
+        """The display name: `label`, else the family."""
+        return self.label or self.family
 
     @property
     def needs_gt(self) -> bool:
@@ -153,8 +163,42 @@ class FeatureStatistics:
         return stats
 
 
+class FeatureSet(FeatureStatistics):
+    """`FeatureStatistics` that also keeps the feature vectors themselves (float64 (N, dim)), for metrics that need
+    more than the mean and covariance (KID)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self._rows: list[np.ndarray] = []
+
+    def add(self, features: torch.Tensor | np.ndarray) -> None:
+        f = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+        super().add(f)
+        self._rows.append(f.astype(np.float64, copy=False).reshape(-1, self.sum.shape[0]))
+
+    def merge(self, other: FeatureStatistics) -> None:
+        if not isinstance(other, FeatureSet):
+            raise BadInputError("a feature set merges only with another feature set (the features are needed)")
+        super().merge(other)
+        self._rows.extend(other._rows)
+
+    @property
+    def features(self) -> np.ndarray:
+        """(n, dim) float64, in the order added."""
+        return np.concatenate(self._rows) if self._rows else np.zeros((0, self.sum.shape[0]))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().to_arrays(), "features": self.features}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FeatureSet:
+        stats = cls(arrays["sum"].shape[0])
+        stats.add(arrays["features"])
+        return stats
+
+
 class DistributionMetric:
-    """Base of distribution metrics (FID).
+    """Base of distribution metrics (FID, KID).
 
     `features(images)` -> (N, D) float tensor for a batch; callers accumulate them in `FeatureStatistics` per group
     and call `distance(pred_stats, ref_mean, ref_cov)` once per group, with the GT set's statistics when `uses_gt`,
@@ -164,9 +208,18 @@ class DistributionMetric:
 
     spec: MetricSpec
     dim: int
+    statistics_type: type[FeatureStatistics] = FeatureStatistics  # what a group's features accumulate into
+    in_sweeps = True  # whether `cfbench eval` can run it (its store keeps FeatureStatistics sums only)
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
+
+    def new_statistics(self) -> FeatureStatistics:
+        return self.statistics_type(self.dim)
+
+    def compare(self, pred: FeatureStatistics, ref: FeatureStatistics) -> float:
+        """The metric between two accumulated groups (the restored images and the GT set)."""
+        return self.distance(pred, ref.mean, ref.cov)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

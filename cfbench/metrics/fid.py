@@ -68,6 +68,12 @@ NAMED_STATISTICS: dict[str, NamedStatistics] = {
         "legacy_pytorch",
         "FFHQ 512x512, 50,000 images, pytorch-fid Inception with bilinear resize (BasicSR inception_FFHQ_512)",
     ),
+    "ffhq70k": NamedStatistics(
+        "fid_stats_ffhq70k_clean",
+        "clean",
+        "FFHQ 512x512, all 70,000 images (train + val), clean-fid's protocol: PIL bicubic resize and the same "
+        "TF-Inception pool3 (clean-fid/pyiqa ffhq_clean_trainval70k_512)",
+    ),
 }
 
 
@@ -79,6 +85,7 @@ class ReferenceSource:
     |----------------|-------------|------------------|----------------------------------------|
     | `gt`           | gt          | `clean`          | both (GT goes through the same resize) |
     | `ffhq512`      | ffhq512     | `legacy_pytorch` | `legacy_pytorch` only                  |
+    | `ffhq70k`      | ffhq70k     | `clean`          | `clean` only                           |
     | `path.npz/pth` | file stem   | `legacy_pytorch` | both (we cannot tell how it was made)  |
 
     Files default to `legacy_pytorch` because the tools that write this Inception's statistics (pytorch-fid,
@@ -481,6 +488,9 @@ def _spec(ref: str | None) -> MetricSpec:
         options=options,
         value_range=(0.0, math.inf),
         option_weights=_reference_weights if ref is None else None,
+        label="FID",
+        role="quality",
+        gt_set=ref == "gt",
     )
 
 

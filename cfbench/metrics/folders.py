@@ -119,7 +119,7 @@ def score_folders(
     _check_references(metrics, has_gt)
     per_image = [m for m in metrics if isinstance(m.metric, PerImageMetric)]
     dist = [m for m in metrics if isinstance(m.metric, DistributionMetric)]
-    pred_stats = {m.column: FeatureStatistics(m.metric.dim) for m in dist}
+    pred_stats = {m.column: m.metric.new_statistics() for m in dist}
     named = functools.cache(lambda: {"gt_content": gt_files_hash(pairs), "n": len(pairs)})  # hashed at most once
     gt_stats: dict[str, FeatureStatistics] = {}
     todo = restore_entries(gt_statistics_entries(dist, named, gt_stats) + gt_landmark_entries(per_image, named), cache)
@@ -169,10 +169,10 @@ def gt_statistics_entries(
     named = content() if users else {}
     entries = []
     for m in users:
-        stats[m.column] = FeatureStatistics(m.metric.dim)
+        stats[m.column] = m.metric.new_statistics()
 
-        def restore(arrays: dict[str, Any], column: str = m.column) -> None:
-            stats[column] = FeatureStatistics.from_arrays(arrays)
+        def restore(arrays: dict[str, Any], column: str = m.column, kind: type = m.metric.statistics_type) -> None:
+            stats[column] = kind.from_arrays(arrays)
 
         def arrays(column: str = m.column) -> dict[str, Any]:
             return stats[column].to_arrays()
@@ -184,11 +184,9 @@ def gt_statistics_entries(
 
 def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | None, computed: bool) -> dict[str, Any]:
     if gt is not None:
-        ref_mean, ref_cov, ref_from = gt.mean, gt.cov, "gt" if computed else "gt (cached)"
+        value, ref_from = m.metric.compare(pred, gt), "gt" if computed else "gt (cached)"
     else:
-        ref_mean, ref_cov = m.metric.reference_statistics()
-        ref_from = m.column
-    value = m.metric.distance(pred, ref_mean, ref_cov)
+        value, ref_from = m.metric.distance(pred, *m.metric.reference_statistics()), m.column
     return {"metric": m.column, "value": value, "images": pred.n, "reference": ref_from, **_describe(m.metric)}
 
 

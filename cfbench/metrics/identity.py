@@ -253,7 +253,10 @@ def _spec(family: str, backend: str) -> MetricSpec:
         weights=weights,
         options=options,
         value_range=(-1.0, 1.0) if is_cos else (0.0, 180.0),
-        unit="" if is_cos else "deg",
+        unit="" if is_cos else "°",
+        label="identity cosine" if is_cos else "Deg",
+        role="fidelity",
+        identity=1.0 if is_cos else 0.0,
     )
 
 

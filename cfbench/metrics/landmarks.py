@@ -131,6 +131,9 @@ SPEC = register(
         options={"boxes": "gt"},
         value_range=(0.0, math.inf),
         unit="px",
+        label="LMD",
+        role="fidelity",
+        identity=0.0,
     )
 )
 
@@ -148,5 +151,8 @@ FAN_SPEC = register(
         weights=("fan_wflw",),
         value_range=(0.0, math.inf),
         unit="px",
+        label="LMD",
+        role="fidelity",
+        identity=0.0,
     )
 )

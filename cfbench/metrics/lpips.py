@@ -200,6 +200,9 @@ def _spec(net: str) -> MetricSpec:
         description=f"LPIPS v0.1 with the {label} backbone and the learned linear heads (perceptual distance)",
         weights=(cfg["backbone"], cfg["heads"]),
         value_range=(0.0, math.inf),
+        label="LPIPS",
+        role="quality",
+        identity=0.0,
     )
 
 

@@ -294,5 +294,7 @@ NIQE.spec = register(
         weights=("niqe_pris_params",),
         options={"crop_border": 0},
         value_range=(0.0, math.inf),
+        label="NIQE",
+        role="quality",
     )
 )

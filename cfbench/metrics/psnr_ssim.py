@@ -188,6 +188,10 @@ def _spec(cls: type[_PairMetric], variant: str) -> MetricSpec:
         # the corrected image may leave [0, 1], so psnr[mv] is not bounded below by 0
         value_range=((0.0 if variant != "mv" else -math.inf), math.inf) if is_psnr else (-1.0, 1.0),
         unit="dB" if is_psnr else "",
+        label="PSNR" if is_psnr else "SSIM",
+        role="fidelity",
+        # the mean-variance correction rounds: psnr[mv] of identical images is large (~330 dB), not infinite
+        identity=None if variant == "mv" else math.inf if is_psnr else 1.0,
     )
 
 

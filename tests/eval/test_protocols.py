@@ -2,6 +2,7 @@
 datasets without demo settings, requested metrics that cannot run, dataset checks, weights status/fetch --for."""
 
 import dataclasses
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -299,3 +300,31 @@ def test_a_resume_that_would_measure_other_metrics_is_refused(tmp_path, monkeypa
     monkeypatch.setattr(runner, "check_requirements", with_ssim)
     assert main([*base, *run, "--metrics", "psnr,fid", "--skip-missing"]) == 2
     assert "holds a run measuring ['psnr'], but this run would measure ['psnr', 'ssim']" in capsys.readouterr().err
+
+
+def test_also_reported_metrics_are_registered_and_leave_the_required_sets_alone():
+    celeba = get_protocol("celeba-test")
+    assert celeba.metric_names == [
+        "psnr",
+        "ssim",
+        "lpips[vgg]",
+        "deg[arcface]",
+        "lmd[fan]",
+        "fid[ffhq512]",
+        "fid[gt]",
+        "niqe",
+    ]
+    assert celeba.also_reported_names == []
+    for name in ("lfw-test", "webphoto-test", "wider-test", "celebchild-test"):
+        p = get_protocol(name)
+        assert p.metric_names == ["fid[ffhq512]", "niqe"]
+        assert {"musiq", "fid[ffhq70k]"} <= set(p.also_reported_names)
+        if importlib.util.find_spec("pyiqa") is not None:
+            assert all(get_metric(m).kind.value != "full-reference" for m in p.also_reported_names)  # no GT there
+
+
+def test_also_reported_must_name_metrics_and_source():
+    data = {k: "x" for k in ("title", "citation", "expected_images_source")}
+    data.update(expected_images=1, settings={"dataset": "d"}, also_reported={"metrics": "musiq"})
+    with pytest.raises(BadInputError, match="also_reported must be a mapping"):
+        parse_protocol("p", data, "p.yaml")

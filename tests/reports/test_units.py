@@ -11,6 +11,7 @@ from reports import codebook, codebook_nn
 from reports.fidelity_quality import balanced_w, best_ws, pareto_mask, summary
 from reports.load import Run, order_severities
 from reports.side_face import LABELS, NO_POSE, faces, yaw_bin
+from reports.style import MetricFacts
 
 
 def test_pareto_honours_directions():
@@ -45,7 +46,8 @@ def test_summary_on_a_synthetic_frame():
             "niqe": [4.0, 5.0, 7.0],
         }
     )
-    run = Run(None, {}, frame, frame, None, {"psnr": True, "niqe": False})
+    facts = {"psnr": MetricFacts("PSNR", "dB", "fidelity"), "niqe": MetricFacts("NIQE", "", "quality")}
+    run = Run(None, {}, frame, frame, None, {"psnr": True, "niqe": False}, facts=facts)
     t = summary(run, frame).frame.iloc[0]
     assert t["best w: psnr"] == "1" and t["best w: niqe"] == "0"
     assert t["Pareto w: psnr vs niqe"] == "0, 0.5, 1"
