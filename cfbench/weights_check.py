@@ -20,6 +20,12 @@ from cfbench.errors import CheckpointError
 from cfbench.state_dict import check_state_dict, load_state_dict_file
 
 
+def refuse_non_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]})")
+
+
 def model_variant_check(variant: str) -> Callable[[Path], None]:
     """Keys and shapes of the registered model variant (built on the meta device: no memory), finite values."""
 
@@ -30,9 +36,7 @@ def model_variant_check(variant: str) -> Callable[[Path], None]:
         with torch.device("meta"):
             model = instantiate(MODEL_VARIANTS.get(variant).config())
         check_state_dict(model, state, str(path), f"the registered model {variant!r}")
-        broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if broken:
-            raise CheckpointError(f"{path} holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]})")
+        refuse_non_finite(state, path)
 
     return check
 
@@ -56,6 +60,24 @@ def _lpips_heads(net: str) -> Callable[[Path], None]:
         LPIPSNet(net).load_heads(path)
 
     return check
+
+
+def _fid_statistics(path: Path) -> None:
+    from cfbench.errors import BadInputError
+    from cfbench.metrics.fid import load_reference_statistics
+
+    try:
+        load_reference_statistics(path)
+    except BadInputError as err:
+        raise CheckpointError(str(err)) from None
+
+
+def _finite_state_dict(path: Path) -> None:
+    """For networks built inside another package (pyiqa): a loadable, non-empty state dict of finite tensors."""
+    state, _ = load_state_dict_file(path)
+    if not state:
+        raise CheckpointError(f"{path} holds no tensors")
+    refuse_non_finite(state, path)
 
 
 def _dlib(constructor: str) -> Callable[[Path], None]:
@@ -82,6 +104,8 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "dlib_mmod_detector": _dlib("cnn_face_detection_model_v1"),
     "dlib_shape_predictor_5": _dlib("shape_predictor"),
     "dlib_shape_predictor_68": _dlib("shape_predictor"),
+    "fid_stats_ffhq70k_clean": _fid_statistics,
+    "pyiqa_maniqa_koniq": _finite_state_dict,
 }
 
 

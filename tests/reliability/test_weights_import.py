@@ -99,3 +99,23 @@ def weights_state(name: str):
     from cfbench.state_dict import load_state_dict_file
 
     return load_state_dict_file(weights.require(name))
+
+
+def test_statistics_and_pyiqa_checks(tmp_path):
+    """fid[ffhq70k]'s clean-fid statistics must be (2048,) / (2048, 2048) finite arrays; a pyiqa network file a
+    non-empty state dict of finite tensors."""
+    import numpy as np
+
+    good = tmp_path / "ffhq_clean_trainval70k_512.npz"
+    np.savez(good, mu=np.zeros(2048), sigma=np.eye(2048))
+    check_content("fid_stats_ffhq70k_clean", good)
+    small = tmp_path / "small.npz"
+    np.savez(small, mu=np.zeros(8), sigma=np.eye(8))
+    with pytest.raises(CheckpointError, match=r"8-d features.*it is not 'fid_stats_ffhq70k_clean'"):
+        check_content("fid_stats_ffhq70k_clean", small)
+    net = tmp_path / "ckpt_koniq10k.pt"
+    torch.save({"head.weight": torch.ones(2, 2)}, net)
+    check_content("pyiqa_maniqa_koniq", net)
+    torch.save({"head.weight": torch.full((2, 2), float("nan"))}, net)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        check_content("pyiqa_maniqa_koniq", net)
