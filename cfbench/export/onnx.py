@@ -116,7 +116,10 @@ def write_graph(module: nn.Module, size: int, path: Path, opset: int, metadata: 
             dynamo=False,
         )
     model = onnx.load(str(path))
-    next(i for i in model.graph.input if i.name == W).type.tensor_type.ClearField("shape")
+    w_input = next((i for i in model.graph.input if i.name == W), None)
+    if w_input is None:  # the tracer drops an input the outputs do not depend on
+        raise BadInputError(f"the traced graph does not use its w input ({type(module).__name__}); nothing written")
+    w_input.type.tensor_type.ClearField("shape")
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name, model.producer_version = "cfbench", __version__
