@@ -104,3 +104,12 @@ def test_the_graph_keeps_w_and_the_dynamic_batch(tiny_export):
     inputs = {i.name: i.type.tensor_type for i in model.graph.input}
     assert set(inputs) == {"image", "w"} and not inputs["w"].HasField("shape")
     assert inputs["image"].shape.dim[0].dim_param == "N"
+
+
+def test_the_cli_writes_and_reports(tiny_checkpoint, tmp_path, capsys):
+    from cfbench.cli import main
+
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "onnx", "-c", str(tiny_checkpoint), "-o", str(out), "--check-faces", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert out.is_file() and f"wrote {out}" in text and "max abs error" in text and "codes agree 100.0%" in text
