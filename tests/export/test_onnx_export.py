@@ -111,5 +111,5 @@ def test_the_cli_writes_and_reports(tiny_checkpoint, tmp_path, capsys):
 
     out = tmp_path / "cli.onnx"
     assert main(["export", "onnx", "-c", str(tiny_checkpoint), "-o", str(out), "--check-faces", "1"]) == 0
-    text = " ".join(capsys.readouterr().out.split())
+    text = " ".join(capsys.readouterr().err.split())
     assert out.is_file() and f"wrote {out}" in text and "max abs error" in text and "codes agree 100.0%" in text
