@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from cfbench.cli import main
 from cfbench.errors import EXIT_BAD_INPUT, BadInputError
 from cfbench.export.runtime import OnnxCodeFormer
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+helper, TensorProto = onnx.helper, onnx.TensorProto
 
 FLOAT, INT64 = TensorProto.FLOAT, TensorProto.INT64
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
@@ -15,6 +14,9 @@ from cfbench.export.onnx import ExportCheckError, ExportGraph, demo_faces, expor
 from cfbench.export.runtime import META_CONFIG, META_SOURCE_SHA256, OnnxCodeFormer
 from cfbench.restoration import load_restorer, restore_batch
 from cfbench.weights import sha256_file
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
 
 
 def test_export_agrees_with_pytorch_and_states_its_check(tiny_export):
@@ -57,6 +59,7 @@ def test_w_changes_the_output(tiny_export):
     assert float((low - high).abs().mean()) > 1e-3
 
 
+@pytest.mark.slow
 def test_fp16_export_passes_its_check(tiny_checkpoint, tmp_path):
     result = export_onnx(tiny_checkpoint, tmp_path / "half.onnx", precision="fp16", check_faces=1)
     assert result.check.passed and result.check.tolerance == pytest.approx(4 / 255)

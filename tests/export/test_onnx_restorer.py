@@ -14,6 +14,9 @@ from cfbench.export.onnx import demo_faces
 from cfbench.restoration import restore
 from cfbench.weights import sha256_file
 
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
 
 def test_decode_and_codes_match_the_pytorch_restorer(tiny_checkpoint, tiny_export):
     onnx_r = load_sweep_restorer(str(tiny_export.path), "t", "cpu")

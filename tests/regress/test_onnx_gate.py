@@ -13,6 +13,9 @@ from cfbench.export.onnx import ExportGraph, export_onnx, write_graph
 from cfbench.restoration import load_restorer
 from tests.regress.helpers import run_cli
 
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
 pytestmark = pytest.mark.slow
 DATA = Path(__file__).resolve().parents[1] / "data" / "regress"
 
