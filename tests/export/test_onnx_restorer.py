@@ -55,3 +55,16 @@ def test_provenance_records_the_file_hash_and_metadata(tiny_checkpoint, tiny_exp
     assert record["onnx_metadata"]["cfbench.source_sha256"] == sha256_file(tiny_checkpoint)
     (plain,) = checkpoint_records([str(tiny_checkpoint)]).values()
     assert "format" not in plain
+
+
+def test_restore_cli_runs_aligned_faces_and_refuses_whole_photos(tiny_export, tmp_path, capsys):
+    from cfbench.cli import main
+    from cfbench.data.demo import demo_lq_paths
+    from cfbench.imageio import read_image
+
+    photo = demo_lq_paths()[0]  # 512x512: a whole photo for a 64x64 model
+    args = ["restore", str(photo), "--checkpoint", str(tiny_export.path), "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--resize"]) == 0
+    assert read_image(tmp_path / "a" / photo.name).shape == (3, 64, 64)
+    assert main([*args, "--out", str(tmp_path / "b")]) == 2
+    assert "whole photos (not 64x64), which need the PyTorch checkpoint" in capsys.readouterr().err
