@@ -9,6 +9,7 @@ import torch
 
 from cfbench import weights
 from cfbench.errors import BadInputError, CheckpointError
+from cfbench.export.runtime import OnnxCodeFormer, is_onnx
 from cfbench.imageio import check_images
 from cfbench.models.checkpoint import load_checkpoint
 from cfbench.models.codeformer import CodeFormer
@@ -37,15 +38,25 @@ def resolve_checkpoint(spec: str | os.PathLike) -> tuple[Path, str | None]:
     )
 
 
-def load_restorer(spec: str | os.PathLike | CodeFormer = DEFAULT_CHECKPOINT, device: str = "cpu") -> CodeFormer:
-    """A CodeFormer in eval mode from a weights name, a checkpoint path, or a model (moved to `device`)."""
+def load_restorer(
+    spec: str | os.PathLike | CodeFormer = DEFAULT_CHECKPOINT, device: str = "cpu"
+) -> CodeFormer | OnnxCodeFormer:
+    """A CodeFormer in eval mode from a weights name, a checkpoint path, or a model (moved to `device`); an `.onnx`
+    file gives its checked onnxruntime session (`cfbench.export.runtime`)."""
     if isinstance(spec, CodeFormer):
         return spec.to(device).eval()
     path, variant = resolve_checkpoint(spec)
+    if is_onnx(path):
+        return OnnxCodeFormer(path, device)
     model = load_checkpoint(path, name=variant, device=device)
     if not isinstance(model, CodeFormer):
         raise BadInputError(f"{path} holds a {type(model).__name__}, not a CodeFormer; pass a CodeFormer checkpoint")
     return model
+
+
+def face_size(net: CodeFormer | OnnxCodeFormer) -> int:
+    """The side S of the aligned (N, 3, S, S) faces a loaded restorer takes."""
+    return net.img_size if isinstance(net, OnnxCodeFormer) else net.config.img_size
 
 
 def check_unit_images(images: torch.Tensor, size: int) -> None:
@@ -80,7 +91,7 @@ def check_restored(images: torch.Tensor, checkpoint: str) -> torch.Tensor:
 
 
 def restore_batch(
-    net: CodeFormer,
+    net: CodeFormer | OnnxCodeFormer,
     images: torch.Tensor,
     w: float | torch.Tensor,
     adain: bool = True,
@@ -89,8 +100,20 @@ def restore_batch(
 ) -> torch.Tensor:
     """One forward pass: (N, 3, S, S) in [0, 1] on the model's device -> restored (N, 3, S, S) in [0, 1], checked
     by `check_restored` (`checkpoint` names the weights in its error)."""
+    if isinstance(net, OnnxCodeFormer):
+        check_onnx_options(adain, lookup)
+        return check_restored(net.restore(images, w)[0], checkpoint)
     y = net.decode(net.encode(images * 2 - 1, lookup=lookup), w, adain=adain)
     return check_restored((y.clamp(-1, 1) + 1) / 2, checkpoint)
+
+
+def check_onnx_options(adain: bool, lookup: str) -> None:
+    """An ONNX export runs its graph as exported (AdaIN on, transformer lookup): refuse other options."""
+    if not adain or lookup != "transformer":
+        raise BadInputError(
+            "an ONNX export always runs with AdaIN and the transformer lookup; drop --no-adain / --nn-lookup, or use "
+            "the PyTorch checkpoint"
+        )
 
 
 @torch.inference_mode()
@@ -111,7 +134,7 @@ def restore(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = load_restorer(model, device)
     label = "(a model object)" if isinstance(model, CodeFormer) else str(model)
-    check_unit_images(images, net.config.img_size)
+    check_unit_images(images, face_size(net))
     if batch_size < 1:
         raise BadInputError(f"batch_size must be >= 1, got {batch_size}")
     outs = [

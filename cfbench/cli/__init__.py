@@ -18,7 +18,20 @@ from pathlib import Path
 import typer
 
 from cfbench import __version__
-from cfbench.cli import bench, datasets, degrade, eval, metrics, protocols, regress, report, restore, train, weights
+from cfbench.cli import (
+    bench,
+    datasets,
+    degrade,
+    eval,
+    export,
+    metrics,
+    protocols,
+    regress,
+    report,
+    restore,
+    train,
+    weights,
+)
 from cfbench.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, CfbenchError
 from cfbench.weights import cfbench_home
 from degradations import DegradationsError
@@ -47,7 +60,7 @@ def _root(
     """Evaluate and benchmark blind face restoration (CodeFormer and friends)."""
 
 
-for _module in (eval, metrics, report, regress, restore, train, datasets, protocols, degrade, weights, bench):
+for _module in (eval, metrics, report, regress, restore, train, datasets, protocols, degrade, weights, bench, export):
     _module.register(app)
 
 

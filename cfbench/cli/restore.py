@@ -18,6 +18,7 @@ import typer
 from cfbench.cli.common import console, pick_device, progress
 from cfbench.data.demo import demo_lq_paths
 from cfbench.errors import BadInputError, MissingWeightsError
+from cfbench.export.runtime import OnnxCodeFormer
 from cfbench.face import FACE_BACKENDS, get_backend
 from cfbench.face.photo import PASTE_MASKS, FaceMasker, face_masker
 from cfbench.imageio import expand_image_paths, read_image, write_image
@@ -25,6 +26,7 @@ from cfbench.restoration import (
     DEFAULT_CHECKPOINT,
     check_unit_images,
     default_checkpoint,
+    face_size,
     load_restorer,
     restore_batch,
 )
@@ -99,10 +101,15 @@ def restore_command(
         checkpoint = default_checkpoint()
         console.print(f"checkpoint: {checkpoint} (auto; `cfbench weights list` shows what is installed)")
     net = load_restorer(checkpoint, dev)
-    size = net.config.img_size
+    size = face_size(net)
     lookup = "nearest" if nn_lookup else "transformer"
     photos = [p for p in paths if _is_photo(p, size, aligned, resize)]
     faces = [p for p in paths if p not in photos]
+    if photos and isinstance(net, OnnxCodeFormer):
+        raise BadInputError(
+            f"{len(photos)} input(s) are whole photos (not {size}x{size}), which need the PyTorch checkpoint; give "
+            "aligned faces (--aligned --resize) to the ONNX export"
+        )
     if photos:
         get_backend(detector)  # loads the detector, or fails on its missing weights, before any restoring
         masker = _masker(mask, dev)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from cfbench import __version__, weights
+from cfbench.export.runtime import is_onnx, read_model
 from cfbench.metrics.folders import BuiltMetric
 from cfbench.restoration import resolve_checkpoint
 
@@ -46,12 +47,17 @@ def checkpoint_label(spec: str) -> str:
     return spec if spec in weights.WEIGHTS else Path(spec).stem
 
 
-def checkpoint_records(checkpoints: Sequence[str]) -> dict[str, dict[str, str]]:
-    """label -> {source, path, sha256} of each checkpoint."""
+def checkpoint_records(checkpoints: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """label -> {source, path, sha256} of each checkpoint; an ONNX export adds its format, its metadata_props
+    (model config, source checkpoint sha256, ...) and `encode_once: false` (one graph: every w runs the encoder)."""
     out = {}
     for c in checkpoints:
         path, _ = resolve_checkpoint(c)
-        out[checkpoint_label(c)] = {"source": c, "path": str(path), "sha256": weights.sha256_file(path)}
+        record: dict[str, Any] = {"source": c, "path": str(path), "sha256": weights.sha256_file(path)}
+        if is_onnx(path):
+            meta = {p.key: p.value for p in read_model(path).metadata_props}
+            record.update(format="onnx", encode_once=False, onnx_metadata=meta)
+        out[checkpoint_label(c)] = record
     return out
 
 

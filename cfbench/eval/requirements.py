@@ -16,10 +16,11 @@ import torch
 from cfbench import weights
 from cfbench.errors import MissingRequirementsError
 from cfbench.eval.config import SweepConfig
+from cfbench.export.runtime import OnnxCodeFormer, is_onnx
 from cfbench.metrics import METRICS, MetricSpec, build_metrics, parse_metric_list
 from cfbench.metrics.folders import BuiltMetric
 from cfbench.metrics.registry import DEFAULT_METRICS
-from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint
+from cfbench.restoration import DEFAULT_CHECKPOINT, default_checkpoint, resolve_checkpoint
 
 
 def metric_options(config: SweepConfig) -> dict[str, Any]:
@@ -85,6 +86,8 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
     for c in checkpoint_names(config.checkpoints):
         if c in weights.WEIGHTS and weights.locate(c) is None:
             absent.setdefault(c, []).append("checkpoint")
+        elif is_onnx(c):  # an unreadable, wrongly shaped or unrunnable export stops the sweep here
+            OnnxCodeFormer(resolve_checkpoint(c)[0], device)
     runnable = []
     for spec in specs:
         if not has_gt and needs_gt(spec, options):

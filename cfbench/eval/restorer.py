@@ -1,6 +1,7 @@
 """The restorer a sweep calls: encode each LQ face once, decode it for every w, and report its code indices.
 
-`Restorer` is the interface (CodeFormer today; an exported model or another method plugs in by implementing it);
+`Restorer` is the interface (CodeFormer, and its ONNX exports in `onnx_restorer`; another method plugs in by
+implementing it);
 `CodeFormerRestorer` wraps a `cfbench.models.CodeFormer`. Images are float32 RGB NCHW in [0, 1] on both sides.
 """
 
@@ -12,8 +13,10 @@ from typing import Any, Protocol
 
 import torch
 
+from cfbench.eval.onnx_restorer import OnnxRestorer, load_onnx_restorer
+from cfbench.export.runtime import is_onnx
 from cfbench.models.codeformer import CodeFormer
-from cfbench.restoration import check_restored, load_restorer
+from cfbench.restoration import check_restored, load_restorer, resolve_checkpoint
 
 
 class Restorer(Protocol):
@@ -73,6 +76,9 @@ class CodeFormerRestorer:
 
 def load_sweep_restorer(
     spec: str, label: str, device: str, lookup: str = "transformer", adain: bool = True
-) -> CodeFormerRestorer:
-    """The restorer of a checkpoint (registered name or file), in eval mode on `device`."""
+) -> CodeFormerRestorer | OnnxRestorer:
+    """The restorer of a checkpoint (registered name or file; an `.onnx` file runs with onnxruntime), in eval mode
+    on `device`."""
+    if is_onnx(spec):
+        return load_onnx_restorer(str(resolve_checkpoint(spec)[0]), label, device, lookup, adain)
     return CodeFormerRestorer(load_restorer(spec, device), label, lookup, adain)

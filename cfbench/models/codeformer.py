@@ -188,18 +188,22 @@ class CodeFormer(VQAutoEncoder):
         enc_feats = {res: f.detach().clone() for res, f in feats.items()}
         return CodeFormerState(lq_feat, logits, indices, quant_feat, enc_feats, lookup)
 
-    def decode(self, state: CodeFormerState, w: float | torch.Tensor = 0.0, adain: bool = False) -> torch.Tensor:
+    def decode(
+        self, state: CodeFormerState, w: float | torch.Tensor = 0.0, adain: bool = False, fuse: bool | None = None
+    ) -> torch.Tensor:
         """Generator output (N, 3, S, S), unclamped, for fidelity weight w (float, or a tensor of N values).
 
-        As in the official code, the fusion blocks run only when some w > 0; w = 0 is the pure codebook output.
+        As in the official code, the fusion blocks run only when some w > 0 (`fuse=None`); w = 0 is the pure codebook
+        output. `fuse=True` always runs them (the same output, since they add w times their result): a traced or
+        exported graph must not fix that choice at the w it was traced with.
         """
         n = state.quant_feat.shape[0]
         if isinstance(w, torch.Tensor):
             if w.ndim > 1 or (w.ndim == 1 and w.numel() not in (1, n)):
                 raise BadInputError(f"w must be a scalar or a tensor of {n} values; got shape {tuple(w.shape)}")
-            fuse = bool((w > 0).any())
+            fuse = bool((w > 0).any()) if fuse is None else fuse
             w = w.to(state.quant_feat).reshape(-1, 1, 1, 1)
-        else:
+        elif fuse is None:
             fuse = w > 0
         x = adaptive_instance_norm(state.quant_feat, state.lq_feat) if adain else state.quant_feat
         for i, block in enumerate(self.generator.blocks):

@@ -10,6 +10,7 @@ atomically).
     metrics      {column: {spec, backend, reference, weights_sha256, higher_is_better, kind}}
     device       where the baseline ran
     rows         [{severity, w, metric, value, ci_low, ci_high, n_images}]   (null for a missing value/interval)
+    w_sensitivity  {w_low, w_high, severity, faces, mean_abs_diff} (`cfbench.regress.wsens`; null with one w)
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Baseline:
     rows: list[Cell]
     cfbench: str
     device: str = "cpu"
+    w_sensitivity: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
     def directions(self) -> dict[str, bool]:
@@ -217,6 +219,7 @@ def parse_baseline(data: Any, source: str = "baseline") -> Baseline:
         rows=rows,
         cfbench=_need(data, "cfbench", str, "", source),
         device=str(data.get("device", "cpu")),
+        w_sensitivity=data.get("w_sensitivity"),
         created=str(data.get("created", "")),
     )
 

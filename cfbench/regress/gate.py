@@ -21,6 +21,7 @@ from cfbench.regress.compare import Check, check_tolerances, compare
 from cfbench.regress.compat import check_compatible
 from cfbench.regress.summary import BOOT_SEED, CONFIDENCE, N_BOOT, Cell, summarize_run
 from cfbench.regress.tolerance import Tolerances
+from cfbench.regress.wsens import measure_w_sensitivity, parse_w_sensitivity, w_sensitivity_check
 
 Log = Callable[[str], None]
 
@@ -65,6 +66,7 @@ def make_baseline(
         provenance = sweep.provenance()
         metrics = _metric_entries(sweep, provenance)
         rows = summarize_run(result.run_dir, list(metrics), n_boot=n_boot, seed=BOOT_SEED, confidence=confidence)
+        sensitivity = measure_w_sensitivity(sweep)
     ((label, ckpt),) = provenance["checkpoints"].items()
     stored = {k: v for k, v in config.to_dict().items() if k != "run_dir"}
     stored["metrics"] = ",".join(m["spec"] for m in metrics.values())  # the resolved list
@@ -79,6 +81,7 @@ def make_baseline(
         rows=rows,
         cfbench=__version__,
         device=str(provenance.get("device", "cpu")),
+        w_sensitivity=sensitivity.to_dict() if sensitivity else None,
     )
 
 
@@ -115,6 +118,7 @@ def run_regress(
     """Evaluate `checkpoint` exactly as the baseline was evaluated and compare. Raises IncompatibleBaselineError
     (before any restoration) when data, metric backends or weights differ."""
     check_tolerances(baseline, tolerances, tolerance_source)
+    base_sensitivity = parse_w_sensitivity(baseline.w_sensitivity, "baseline")
     config = regress_config(baseline, checkpoint, **machine)
     start = time.perf_counter()
     with _run_dir(config) as cfg:
@@ -130,8 +134,12 @@ def run_regress(
             seed=int(bs.get("seed", BOOT_SEED)),
             confidence=float(bs.get("confidence", CONFIDENCE)),
         )
+        sensitivity = measure_w_sensitivity(sweep)
     ((label, ckpt),) = provenance["checkpoints"].items()
     checks = compare(baseline, cells, tolerances)
+    sensitivity_check = w_sensitivity_check(label, sensitivity, base_sensitivity)
+    if sensitivity_check is not None:
+        checks.append(sensitivity_check)
     return RegressResult(
         checks=checks,
         cells=cells,
