@@ -11,9 +11,9 @@ from cfbench import bench
 from cfbench.cli.common import console, pick_device
 from cfbench.errors import BadInputError
 from cfbench.models import build_model
+from cfbench.precision import check_precision
 
 app = typer.Typer(help="Benchmarks (speed, FLOPs, memory).", no_args_is_help=True)
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _ints(spec: str, what: str) -> list[int]:
@@ -41,9 +41,8 @@ def model_command(
     dev = pick_device(device)
     batches = _ints(batch, "--batch")
     precisions = [p.strip() for p in precision.split(",")]
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad:
-        raise BadInputError(f"unknown precision(s) {bad}; use {', '.join(PRECISIONS)}")
+    for p in precisions:
+        check_precision(p)
     flops = bench.flops_by_part(build_model(variant).eval())
     timings = [
         bench.time_encode_decode(variant, dev, b, p, c, repeats)

@@ -17,6 +17,7 @@ from typing import Any
 
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import DEMO_PROTOCOL, Protocol, get_protocol, protocol_for_dataset
+from cfbench.precision import check_precision
 from cfbench.yamlfile import read_yaml
 
 
@@ -43,8 +44,10 @@ class SweepConfig:
     limit: int | None = None
     seed: int = 0
     part_size: int = 16  # faces per stored part: the resume granularity (changing it needs a new run dir)
-    batch_size: int = 4
+    batch_size: int | str = 4  # faces per forward pass, or "auto" (the largest that fits, measured once per run)
     device: str = "auto"
+    precision: str = "fp32"  # the model's autocast precision (fp32, bf16, fp16); metrics keep their own
+    workers: int = 0  # threads that load and degrade faces ahead of the model (0: in the main thread)
     run_dir: str | None = None
     save_images: bool = False
     # also store the nearest-neighbour code of every encoder feature, for the LQ face and for its GT face, beside
@@ -56,10 +59,10 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["checkpoints"] = list(self.checkpoints)
-        # opt-in outputs added after run dirs existed are left out while off, so that earlier run dirs still
-        # resume and the default run dir names (result_hash) stay what they were
+        # options added after run dirs existed are left out while at their default, so that earlier run dirs
+        # still resume and the default run dir names (result_hash) stay what they were
         for key in OPT_IN_KEYS:
-            if not d[key]:
+            if d[key] == _FIELDS[key].default:
                 del d[key]
         return d
 
@@ -71,10 +74,25 @@ class SweepConfig:
 
 # Keys that do not change the numbers (batch size only changes float rounding, at the 1e-6 level), so a run dir
 # made with other values may be resumed.
-NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict"})
-OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict")
+# The worker count changes neither the faces (each face's degradation is seeded by its id) nor their order.
+NON_RESULT_KEYS = frozenset(
+    {"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict", "workers"}
+)
+OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict", "precision", "workers")
+AUTO_BATCH = "auto"
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
-_TEXT_KEYS = ("w", "severity", "metrics", "dataset", "data_root", "fid_ref", "fid_resize", "run_dir", "protocol")
+_TEXT_KEYS = (
+    "w",
+    "severity",
+    "metrics",
+    "dataset",
+    "data_root",
+    "fid_ref",
+    "fid_resize",
+    "run_dir",
+    "protocol",
+    "precision",
+)
 
 
 def read_sweep_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -127,10 +145,17 @@ def load_sweep_config(source: str | os.PathLike | None = None, **overrides: Any)
             data[key] = str(data[key])
     checkpoints = data.get("checkpoints") or list(SweepConfig.checkpoints)
     data["checkpoints"] = tuple([checkpoints] if isinstance(checkpoints, str) else map(str, checkpoints))
-    for key in ("crop_border", "limit", "seed", "batch_size", "part_size"):
+    if isinstance(data.get("batch_size"), str):  # the CLI's text: "auto" or a number
+        text = data["batch_size"].strip().lower()
+        data["batch_size"] = int(text) if text.isdigit() else text
+    check_precision(str(data.get("precision", SweepConfig.precision)))
+    for key in ("crop_border", "limit", "seed", "batch_size", "part_size", "workers"):
         value = data.get(key)
+        if key == "batch_size" and value == AUTO_BATCH:
+            continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise BadInputError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+            hint = " or 'auto'" if key == "batch_size" else ""
+            raise BadInputError(f"{where}: {key} must be a non-negative integer{hint}, got {value!r}")
     for key in ("batch_size", "part_size"):
         if data.get(key) == 0:
             raise BadInputError(f"{where}: {key} must be at least 1")
