@@ -196,3 +196,23 @@ def test_bf16_table_means_stay_close_to_fp32(faces, serial_run, tmp_path):
     assert psnr > 0  # bf16 did run: the restored faces differ
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["config"]["precision"] == "bf16"
+
+
+def test_on_cuda_the_default_set_takes_the_torch_backends_whose_weights_are_present(monkeypatch):
+    from cfbench import weights
+    from cfbench.eval.requirements import device_defaults
+    from cfbench.metrics import METRICS
+
+    specs = [METRICS.get(n) for n in ("psnr", "identity_cos[dlib]", "lmd[dlib]")]
+    assert device_defaults(specs, "cpu") == specs
+    monkeypatch.setattr(weights, "locate", lambda name: None if name == "fan_wflw" else Path("/present"))
+    names = [s.name for s in device_defaults(specs, "cuda")]
+    assert names == ["psnr", "identity_cos[arcface]", "lmd[dlib]"]  # no FAN weights: dlib stays
+
+
+def test_a_gpu_run_with_dlib_metrics_says_they_are_the_bottleneck():
+    from cfbench.eval.pipeline import bottleneck_note, cpu_bound
+
+    assert cpu_bound("dlib", "cuda") and not cpu_bound("dlib", "cpu") and not cpu_bound("arcface", "cuda")
+    assert "lmd[dlib] run on the CPU behind the GPU and bound" in bottleneck_note(["lmd[dlib]"], "cuda:0")
+    assert bottleneck_note(["lmd[dlib]"], "cpu") is None and bottleneck_note([], "cuda") is None
