@@ -12,9 +12,10 @@ Sections, each in the JSON and the markdown table:
 - sweep: `FidelityWeightSweep` on a synthetic CelebA-Test-sized set (3000 GT faces: the bundled faces under new
   names, LQ synthesized by the celeba-test preset) x 11 w, with the official-size model and seeded weights for every
   metric network (LPIPS-VGG, Inception, ArcFace, FAN; nothing is downloaded), every paper metric with its GPU
-  backend, --batch-size auto, bf16, 8 workers. Time-boxed (--sweep-seconds, default 240): the run stops after the
-  part that crosses the box, and the full sweep is extrapolated from the measured rate (and said so). Records the
-  stage timings and the peak GPU memory.
+  backend, --batch-size auto, bf16, 8 workers. Time-boxed (--sweep-seconds, default 240, counted from the start,
+  at least 3 parts): the run stops after the part that crosses the box, and the full sweep is extrapolated from the
+  steady rate of the later parts (and said so). Records the stage timings and the peak GPU memory. Out of memory or
+  a torch.compile failure in the model timings is recorded in the table instead of stopping the check.
 
 Needs only torch, torchvision, numpy, opencv, pandas, pyarrow, scipy, scikit-image and cfbench (no registry access).
 """
@@ -56,6 +57,7 @@ def settings(dry_run: bool, args: argparse.Namespace) -> dict[str, Any]:
             compile_batches=[],
             repeats=1,
             part_size=1,
+            min_parts=1,
             faces=args.faces or 1,
             w=args.w or "0,1",
             budget=60.0 if args.sweep_seconds is None else args.sweep_seconds,
@@ -70,6 +72,7 @@ def settings(dry_run: bool, args: argparse.Namespace) -> dict[str, Any]:
         compile_batches=[16],
         repeats=3,
         part_size=16,
+        min_parts=3,  # a rate needs parts after the first, whatever the one-off stages took
         faces=args.faces or 3000,
         w=args.w or "0:1:0.1",
         budget=240.0 if args.sweep_seconds is None else args.sweep_seconds,
@@ -119,7 +122,17 @@ def model_speed(cfg: dict[str, Any]) -> list[dict[str, Any]]:
 
     runs = [(b, p, False) for p in ("fp32", "bf16") for b in cfg["batches"]]
     runs += [(b, p, True) for p in ("fp32", "bf16") for b in cfg["compile_batches"]]
-    return timing_rows([time_encode_decode(cfg["variant"], cfg["device"], b, p, c, cfg["repeats"]) for b, p, c in runs])
+    rows = []
+    for batch, precision, compile_model in runs:
+        try:  # one failed configuration (out of memory, a compiler error) is recorded, not fatal
+            timing = time_encode_decode(cfg["variant"], cfg["device"], batch, precision, compile_model, cfg["repeats"])
+            rows += timing_rows([timing])
+        except Exception as error:
+            label = precision + ("+compile" if compile_model else "")
+            rows.append({"precision": label, "batch": batch, "error": f"{type(error).__name__}: {error}"[:300]})
+        if cfg["device"] == "cuda":
+            torch.cuda.empty_cache()
+    return rows
 
 
 def seeded_weights(home: Path, variant: str, folder: Path) -> Path:
@@ -181,7 +194,7 @@ def sweep_check(cfg: dict[str, Any], checkpoint: Path, faces: Path, run_dir: Pat
         if stage.startswith("GT"):
             return
         marks.append((time.perf_counter() - start, done))
-        if marks[-1][0] > cfg["budget"] and done < total:
+        if marks[-1][0] > cfg["budget"] and len(marks) >= cfg["min_parts"] and done < total:
             raise TimeBox
 
     sweep.progress = progress
@@ -239,6 +252,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["## Model", "", "| precision | batch | encode ms/face | decode ms/face | faces/s | peak MiB |"]
     lines.append("|---|---|---|---|---|---|")
     for t in report["model"]:
+        if "error" in t:
+            lines.append(f"| {t['precision']} | {t['batch']} | {t['error']} | | | |")
+            continue
         peak = "-" if t["peak_mem_mb"] is None else f"{t['peak_mem_mb']:.0f}"
         lines.append(
             f"| {t['precision']} | {t['batch']} | {t['encode_ms']:.1f} | {t['decode_ms']:.1f} | "

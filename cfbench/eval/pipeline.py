@@ -23,6 +23,7 @@ R = TypeVar("R")
 CPU_BATCH = 4  # --batch-size auto on the CPU: larger batches do not make CPU kernels faster, only use memory
 MAX_AUTO_BATCH = 256  # the probe of --batch-size auto stops here
 AUTO_MEMORY_SHARE = 0.6  # the model may take this share of the GPU memory; the rest is for metrics and prefetch
+GT_BATCH = 32  # the GT side's most faces per call: its networks run once per face, with no out-of-memory retry
 CPU_BACKENDS = ("dlib",)  # metric backends that run on the CPU only: on a GPU run they are scored behind the device
 
 

@@ -33,6 +33,7 @@ from cfbench.eval.config import AUTO_BATCH, NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.gt_pose import gt_head_pose, pose_backend
 from cfbench.eval.pipeline import (
+    GT_BATCH,
     Ahead,
     Behind,
     bottleneck_note,
@@ -460,9 +461,9 @@ class FidelityWeightSweep:
             if entry.name not in names:
                 self.log(f"{entry.name}: {entry.kind} from the cache")
         if todo:
-            loads = ahead.map(self.dataset.load, self.indices)
-            for b in range(0, len(self.indices), self.batch_size):
-                samples = list(itertools.islice(loads, self.batch_size))
+            loads, size = ahead.map(self.dataset.load, self.indices), min(self.batch_size, GT_BATCH)
+            for b in range(0, len(self.indices), size):
+                samples = list(itertools.islice(loads, size))
                 if names - {GT_POSE}:
                     gt = torch.stack([s.gt for s in samples]).to(self.device)
                     with torch.inference_mode():
