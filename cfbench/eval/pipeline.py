@@ -1,8 +1,10 @@
-"""The stages around the model in a sweep: faces loaded ahead in worker threads, the device batch under autocast
-with a batch size that halves on CUDA out-of-memory, and host work (CPU-only metrics, writing) behind the device.
+"""The stages around the model in a sweep: faces loaded ahead in worker threads, host work (CPU-only metrics,
+writing) behind the device, a batch size that halves on CUDA out-of-memory, and `--batch-size auto`.
 
-`Ahead` and `Behind` keep order: results never depend on the worker count (each face's degradation is seeded by
-its id, see `cfbench.data.synth`). With 0 workers everything runs in the calling thread, one stage after the other.
+Threads, not processes: PNG decoding, resizing (OpenCV), the degradations and torch release the GIL for their heavy
+parts, and threads need no pickling or start-up. `Ahead` and `Behind` keep order, so results never depend on the
+worker count (each face's degradation is seeded by its id, see `cfbench.data.synth`). With 0 workers everything
+runs in the calling thread, one stage after the other.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ CPU_BACKENDS = ("dlib",)  # metric backends that run on the CPU only: on a GPU r
 
 
 class Ahead:
-    """Calls `fn` on items in `workers` threads, up to `ahead` items before the consumer, yielding results in item
-    order (0 workers: in the consumer's thread, when asked for)."""
+    """Calls `fn` on items in `workers` threads, up to `ahead` items (at least 2 per worker) before the consumer,
+    yielding results in item order (0 workers: in the consumer's thread, when asked for)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, ahead: int = 0) -> None:
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="cfbench-load") if workers else None
-        self.ahead = 2 * workers
+        self.ahead = max(2 * workers, ahead)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         if self.pool is None:

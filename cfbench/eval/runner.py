@@ -228,7 +228,8 @@ class FidelityWeightSweep:
         if self.batch_size == 0:  # --batch-size auto: measured with the first checkpoint, kept for its sweep
             nets[self.checkpoints[0]] = self._load_net(self.checkpoints[0])
             self.batch_size = self._probe_batch_size(nets[self.checkpoints[0]])
-        ahead, behind = Ahead(self.config.workers), Behind(self.config.workers > 0)
+        # loading runs up to two parts ahead; the host stages finish up to two parts behind
+        ahead, behind = Ahead(self.config.workers, 2 * self.config.part_size), Behind(self.config.workers > 0)
         try:
             if self.rank == 0:
                 store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
@@ -274,10 +275,9 @@ class FidelityWeightSweep:
             for severity in self.severities:
                 data = DegradedDataset(self.dataset, severity, seed=self.config.seed)
                 keys = [PartKey(net.label, severity, p) for p in range(len(parts))]
-                mine = [p for p, key in enumerate(keys) if key not in done and p % self.world == self.rank]
-                loads = ahead.map(
-                    functools.partial(load_sample, data, times=self.times), [i for p in mine for i in parts[p]]
-                )
+                mine = {p for p, key in enumerate(keys) if key not in done and p % self.world == self.rank}
+                faces = [i for p in sorted(mine) for i in parts[p]]
+                loads = ahead.map(functools.partial(load_sample, data, times=self.times), faces)
                 for p, indices in enumerate(parts):
                     if p in mine:
                         batches = self._run_part(net, list(itertools.islice(loads, len(indices))))
