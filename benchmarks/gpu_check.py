@@ -135,7 +135,7 @@ def model_speed(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def seeded_weights(home: Path, variant: str, folder: Path) -> Path:
+def seeded_weights(variant: str, folder: Path) -> Path:
     """Seeded ArcFace and FAN files where cfbench looks for them (LPIPS-VGG and Inception: `temporary_homes`), and a
     seeded checkpoint of `variant`; returns the checkpoint file."""
     from cfbench import weights
@@ -300,7 +300,7 @@ def main() -> None:
         skip = "the official model takes ~45 s per face on a 2-core CPU; run without --dry-run on a GPU"
         golden = {"skipped": skip} if args.dry_run else golden_check(device)
         model = model_speed(cfg)
-        checkpoint = seeded_weights(tmp / "cfbench_home", cfg["variant"], tmp)
+        checkpoint = seeded_weights(cfg["variant"], tmp)
         faces = synthetic_faces(tmp / "faces", cfg["faces"])
         sweep = sweep_check(cfg, checkpoint, faces, tmp / "run")
     report = {

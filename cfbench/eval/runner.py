@@ -70,6 +70,7 @@ from cfbench.eval.timing import (
     GT_SIDE,
     TOTAL,
     WRITE,
+    Interval,
     StageTimes,
     timings_record,
 )
@@ -159,7 +160,7 @@ class FidelityWeightSweep:
         self._poses: dict[str, tuple[float, float, float]] = {}
         check_precision(config.precision)
         self.cuda = torch.device(self.device).type == "cuda"
-        self.times = StageTimes(torch.cuda.synchronize if self.cuda else None)
+        self.times = StageTimes(cuda=self.cuda)
         self.batch_size = 0 if config.batch_size == AUTO_BATCH else int(config.batch_size)  # 0: probed by run()
         self.behind_columns = [m.column for m in self.metrics if cpu_bound(m.spec.backend, self.device)]
         note = bottleneck_note(self.behind_columns, self.device)
@@ -343,14 +344,14 @@ class FidelityWeightSweep:
         n, k = len(samples), len(self.ws)
         lq = self._to_device(torch.stack([s.lq for s in samples]))
         gt = self._to_device(torch.stack([s.gt for s in samples])) if self.has_gt else None
-        start = time.perf_counter()
+        model = Interval(self.cuda)
         with torch.inference_mode(), autocast(self.device, self.config.precision):
             with self.times(ENCODE, device=True):
                 state = net.encode(lq)
             with self.times(DECODE, device=True):
                 restored = quantize(net.decode(state, self.ws, batch_size).float())
             nn_sets = net.nn_codes(state, gt) if self.config.store_nn_codes else {}
-        model_ms = (time.perf_counter() - start) * 1000 / n
+        model.stop()
         device_columns = {m.column for m in self.metrics} - set(self.behind_columns)
         values = self._score(restored, gt, k, device_columns)
         features = {}
@@ -358,15 +359,16 @@ class FidelityWeightSweep:
             for m in self.metrics:
                 if isinstance(m.metric, DistributionMetric):
                     with self.times(m.column, device=True):
-                        features[m.column] = m.metric.features(restored).float().cpu()
+                        features[m.column] = m.metric.features(restored).float()
         keep = self.behind_columns or self.config.save_images
+        # everything to the host after all device work is queued: one wait for the device per batch
         return DeviceBatch(
             samples,
-            values,
-            features,
+            {c: v.cpu() for c, v in values.items()},
+            {c: f.cpu() for c, f in features.items()},
             net.codes(state).cpu().numpy(),
             {name: mat.cpu().numpy() for name, mat in nn_sets.items()},
-            model_ms,
+            model.seconds() * 1000 / n,
             restored.mul(255).round().to(torch.uint8).cpu() if keep else None,
         )
 
@@ -421,14 +423,15 @@ class FidelityWeightSweep:
     def _score(
         self, restored: torch.Tensor, gt: torch.Tensor | None, k: int, columns: set[str]
     ) -> dict[str, torch.Tensor]:
-        """The per-image metrics of `columns` on the (k x N) restored faces against their GT faces, on the CPU."""
+        """The per-image metrics of `columns` on the (k x N) restored faces against their GT faces, each (k x N,),
+        on the faces' device."""
         gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None
         values = {}
         with torch.inference_mode():
             for m in self.metrics:
                 if isinstance(m.metric, PerImageMetric) and m.column in columns:
                     with self.times(m.column, device=restored.is_cuda):
-                        values[m.column] = m.metric(restored, gt_k).cpu()
+                        values[m.column] = m.metric(restored, gt_k)
         return values
 
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
