@@ -1,4 +1,4 @@
-"""nox sessions: tests (the README's test line), lint, bench."""
+"""nox sessions: tests (the README's test line), lint, bench, gpu (the prepared GPU check)."""
 
 import nox
 
@@ -31,3 +31,10 @@ def bench(session: nox.Session) -> None:
         "benchmarks/bench_train.py",
     ):
         session.run("python", script, *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check (benchmarks/gpu_check.py) in the current environment: a GPU machine may have no
+    package registry, so nothing is installed. `nox -s gpu -- --dry-run --out /tmp/check.json` rehearses on a CPU."""
+    session.run("python", "benchmarks/gpu_check.py", *(session.posargs or ["--out", "gpu_check.json"]))

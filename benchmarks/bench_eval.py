@@ -8,18 +8,11 @@ The issue's setting, 16 faces and 11 w values (the bundled `demo` set has 6 face
 
     /work/venv/bin/python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1
 
-Naive: what the official inference script followed by separate metric scripts does. The LQ faces are synthesized
-and written as PNG (with their GT) once; then, for every w (one run of the inference script each) and every face,
-the LQ file is read, the full model runs (`net(x, w=w, adain=True)`, encoder and transformer included), and the
-restored face is written as PNG; then every metric (one script each) reads the files again, one image at a time,
-per w folder, with the same cfbench metric implementations called on one image (FID: pytorch-fid style, features of
-every restored and every GT image of a folder, then the distance per w). So only the pipeline differs.
-
-Ours: `FidelityWeightSweep` (what `cfbench eval` runs) with the same config, into a temporary run directory: one
-encode per face, decodes of up to --batch-size images covering all w values, metrics on the restored batch in
-memory, FID features per w group with the GT statistics computed once, the results store (and whatever else the
-runner does, e.g. GT head pose). Its model time is the `model_ms_per_face` the runner records; its metric time is
-timed by wrapping the sweep's per-image scoring and the FID features and distance; GT head pose is timed too.
+Naive and ours: `cfbench.eval.naive` (the pipelines of `cfbench bench eval`): naive is the official inference script
+once per w (a full forward per face, PNG written) followed by one metric script per metric and w folder (PNG read
+back, the GT side recomputed); ours is `FidelityWeightSweep` into a temporary run directory, its model and metric
+seconds taken from its manifest's `timings`. This script adds what the CLI command leaves out: temporary homes,
+seeded metric weights, the agreement of the values and the consistency checks.
 
 Both run in one process after the same untimed warm-up (one forward and one call of every metric), with an empty
 temporary CFBENCH_HOME (its `weights/` links to the real one, so installed weights count; the GT feature cache starts
@@ -31,17 +24,12 @@ does not depend on the values). The per-image values of both pipelines are compa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import sys
-import time
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,26 +40,6 @@ OPTIONAL_METRICS = ("lpips[vgg]", "fid")  # included when their weights are pres
 FULL_COMMAND = (
     "/work/venv/bin/python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1"
 )
-
-
-class Timer:
-    """Seconds per category, summed over `with timer("name"):` blocks (CUDA synchronised at both ends)."""
-
-    def __init__(self, device: str) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.cuda = device.startswith("cuda")
-
-    @contextlib.contextmanager
-    def __call__(self, part: str) -> Iterator[None]:
-        if self.cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.cuda:
-                torch.cuda.synchronize()
-            self.seconds[part] += time.perf_counter() - start
 
 
 def available_metrics() -> list[str]:
@@ -107,143 +75,6 @@ def metric_options(cfg) -> dict[str, Any]:
     from cfbench.eval.requirements import metric_options as sweep_metric_options
 
     return sweep_metric_options(cfg)
-
-
-def warm_up(cfg, device: str) -> None:
-    """One forward and one call of every metric, untimed, so neither pipeline pays first-call costs; also fills the
-    dataset's resize cache (faces that are not 512x512) for both."""
-    from cfbench.data import get_dataset, with_severity
-    from cfbench.metrics import DistributionMetric, build_metrics, parse_metric_list
-    from cfbench.restoration import load_restorer
-
-    base = get_dataset(cfg.dataset, cfg.data_root)
-    for i in range(min(cfg.limit, len(base))):
-        base.load(i)
-    sample = with_severity(base, cfg.severity, seed=cfg.seed).load(0)
-    net = load_restorer(cfg.checkpoints[0], device)
-    lq, gt = sample.lq[None].to(device), sample.gt[None].to(device)
-    built, _ = build_metrics(parse_metric_list(cfg.metrics), device, metric_options(cfg))
-    with torch.inference_mode():
-        out = (net(lq * 2 - 1, w=0.5, adain=True)[0].clamp(-1, 1) + 1) / 2
-        for m in built:
-            if isinstance(m.metric, DistributionMetric):
-                m.metric.features(out)
-            else:
-                m.metric(out, gt if m.spec.needs_gt else None)
-
-
-def naive_pipeline(cfg, root: Path, device: str) -> dict[str, Any]:
-    """Per w and per face a full forward from and to PNG files, then each metric separately from the files."""
-    from cfbench.data import get_dataset, with_severity
-    from cfbench.eval.spec import parse_w_spec
-    from cfbench.imageio import read_image, write_image
-    from cfbench.metrics import DistributionMetric, FeatureStatistics, build_metrics, parse_metric_list
-    from cfbench.restoration import load_restorer
-
-    timer = Timer(device)
-    ws = parse_w_spec(cfg.w)
-    start = time.perf_counter()
-    with timer("setup"):  # each script loads its model once
-        data = with_severity(get_dataset(cfg.dataset, cfg.data_root), cfg.severity, seed=cfg.seed)
-        n = min(cfg.limit, len(data))
-        net = load_restorer(cfg.checkpoints[0], device)
-        built, skipped = build_metrics(parse_metric_list(cfg.metrics), device, metric_options(cfg))
-    lq_dir, gt_dir, out_dir = root / "lq", root / "gt", root / "restored"
-    ids = []
-    for i in range(n):  # the degradation script: LQ (and GT) files
-        with timer("data"):
-            s = data.load(i)
-        with timer("io"):
-            write_image(lq_dir / f"{s.id}.png", s.lq)
-            write_image(gt_dir / f"{s.id}.png", s.gt)
-        ids.append(s.id)
-    for w in ws:  # the inference script, once per w
-        for image_id in ids:
-            with timer("io"):
-                x = read_image(lq_dir / f"{image_id}.png")[None].to(device)
-            with timer("model"), torch.inference_mode():
-                out = net(x * 2 - 1, w=w, adain=True)[0]
-                restored = (out.clamp(-1, 1) + 1) / 2
-            with timer("io"):
-                write_image(out_dir / f"w{w:g}" / f"{image_id}.png", restored[0].cpu())
-    values: dict[tuple[str, float], dict[str, float]] = defaultdict(dict)
-    groups: dict[float, dict[str, float]] = defaultdict(dict)
-    for m in built:  # one metric script after the other, per w folder, one image at a time
-        for w in ws:
-            folder = out_dir / f"w{w:g}"
-            dist = isinstance(m.metric, DistributionMetric)
-            if dist:
-                pred_stats, gt_stats = FeatureStatistics(m.metric.dim), FeatureStatistics(m.metric.dim)
-            for image_id in ids:
-                with timer("io"):
-                    pred = read_image(folder / f"{image_id}.png", require_rgb=True)[None]
-                    needs_gt = dist or m.spec.needs_gt
-                    gt = read_image(gt_dir / f"{image_id}.png", require_rgb=True)[None] if needs_gt else None
-                with timer("metrics"), torch.inference_mode():
-                    if dist:
-                        pred_stats.add(m.metric.features(pred))
-                        gt_stats.add(m.metric.features(gt))
-                    else:
-                        values[image_id, w][m.column] = float(m.metric(pred, gt)[0])
-            if dist:
-                with timer("metrics"):
-                    groups[w][m.column] = m.metric.distance(pred_stats, gt_stats.mean, gt_stats.cov)
-    total = time.perf_counter() - start
-    return {"seconds": total, "parts": dict(timer.seconds), "values": values, "groups": groups, "skipped": skipped}
-
-
-def our_pipeline(cfg) -> dict[str, Any]:
-    """FidelityWeightSweep with `cfg`; metric time from the wrapped scoring and FID features and distance."""
-    from cfbench.eval.runner import FidelityWeightSweep
-    from cfbench.metrics import DistributionMetric
-
-    timer = Timer(cfg.device)
-    start = time.perf_counter()
-    sweep = FidelityWeightSweep(cfg, log=lambda *_a, **_k: None)
-    score = sweep._score
-
-    def timed_score(*a, **k):
-        with timer("metrics"):
-            return score(*a, **k)
-
-    sweep._score = timed_score  # instance attribute: the runner calls self._score
-    for m in sweep.metrics:
-        if isinstance(m.metric, DistributionMetric):
-            features = m.metric.features
-
-            def timed_features(images, features=features):
-                with timer("metrics"):
-                    return features(images)
-
-            m.metric.features = timed_features
-            distance = m.metric.distance
-
-            def timed_distance(*a, distance=distance, **k):
-                with timer("metrics"):
-                    return distance(*a, **k)
-
-            m.metric.distance = timed_distance
-    if hasattr(sweep, "_gt_pose"):  # head pose of the GT faces (stored for the side-face report): naive has none
-        gt_pose = sweep._gt_pose
-
-        def timed_pose(*a, **k):
-            with timer("pose"):
-                return gt_pose(*a, **k)
-
-        sweep._gt_pose = timed_pose
-    result = sweep.run()
-    total = time.perf_counter() - start
-    rows = pd.read_parquet(result.run_dir / "results.parquet")
-    groups = pd.read_parquet(result.run_dir / "groups.parquet")
-    model = float(rows["model_ms_per_face"].sum()) / 1000 / len(sweep.ws)  # each face's rows repeat it per w
-    parts = {"model": model, "metrics": timer.seconds["metrics"], "pose": timer.seconds["pose"]}
-    return {
-        "seconds": total,
-        "parts": parts,
-        "rows": rows,
-        "groups": groups,
-        "skipped": result.skipped,
-    }
 
 
 def consistency_checks(cfg, root: Path, device: str, naive: dict[str, Any]) -> dict[str, Any]:
@@ -360,9 +191,11 @@ def main() -> None:
         built, _ = build_metrics(parse_metric_list(cfg.metrics), "cpu", metric_options(cfg))
         per_image_columns = [m.column for m in built if isinstance(m.metric, PerImageMetric)]
         del built
+        from cfbench.eval.naive import naive_pipeline, sweep_pipeline, warm_up
+
         warm_up(cfg, args.device)
         naive = naive_pipeline(cfg, tmp / "naive", args.device)
-        ours = our_pipeline(cfg)
+        ours = sweep_pipeline(cfg)
         agreement = compare(naive, ours, per_image_columns)
         checks = None if args.no_checks else consistency_checks(cfg, tmp / "naive", args.device, naive)
 
@@ -416,10 +249,7 @@ def main() -> None:
             f"{mb['raw_max_abs_diff']:.1e} (on [-1, 1]), {mb['values_differing']} of {mb['values']} 8-bit values "
             "differ by one level; that, not the metric pipeline, is where the differences above come from"
         )
-    if ours["parts"]["pose"]:
-        print(
-            f"- cfbench eval's 'other' includes {ours['parts']['pose']:.1f} s of GT head-pose estimation (not in naive)"
-        )
+    print(f"- cfbench eval's wall time / its model time: {ours['wall_over_model']:.2f}x")
     skipped = {**naive["skipped"], **ours["skipped"]}
     for name, why in skipped.items():
         print(f"- skipped {name}: {why}")

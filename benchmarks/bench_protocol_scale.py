@@ -5,7 +5,7 @@ Builds a folder dataset of N GT/LQ pairs (the shared aligned faces, repeated, ea
 bundled `codeformer_tiny` and the metrics that work offline, once on the first 30 faces and once on all N, each in
 a fresh process (`--w` takes a shorter grid where 11 values take too long; the estimate uses the measured rate).
 Reports faces x w per second, the peak RSS of each process (it must not grow with N: results go to
-parts on disk), the time per stage from the manifest (`stage_seconds`), and the estimate for 3000 faces x 11 w.
+parts on disk), the time per stage from the manifest (`timings`), and the estimate for 3000 faces x 11 w.
 
     python benchmarks/bench_protocol_scale.py --faces 300 --json scale.json
 """
@@ -68,7 +68,7 @@ def run_eval(dataset: Path, limit: int, run_dir: Path, threads: int, w: str) -> 
         "seconds": round(seconds, 1),
         "faces_x_w_per_s": round(limit * n_w / seconds, 3),
         "peak_rss_mb": round(rss_kb / 1024),
-        "stage_seconds": {k: round(v, 1) for k, v in manifest["stage_seconds"].items()},
+        "stage_seconds": {k: round(v, 1) for k, v in manifest["timings"]["seconds"].items() if k != "total"},
     }
 
 

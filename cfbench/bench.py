@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cfbench.models import build_model
 from cfbench.models.codeformer import CodeFormer
+from cfbench.precision import autocast
 
 SWEEP_WS = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -52,12 +52,6 @@ def _median_s(fn: Callable[[], object], device: str, repeats: int, warmup: int =
         _sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def _autocast(device: str, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.split(":")[0], dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
 
 
 def flops_by_part(model: CodeFormer, w: float = 0.5) -> dict[str, float]:
@@ -102,7 +96,7 @@ def time_encode_decode(
     x = torch.rand(batch, 3, s, s, device=device) * 2 - 1
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    with torch.inference_mode(), _autocast(device, precision):
+    with torch.inference_mode(), autocast(device, precision):
         enc = _median_s(lambda: model.encode(x), device, repeats)
         state = model.encode(x)
         dec = _median_s(lambda: model.decode(state, 0.5, adain=True), device, repeats)

@@ -15,6 +15,7 @@ from cfbench.eval.protocols import protocol_line
 from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.store.schema import GROUPS
 from cfbench.eval.tables import rich_table
+from cfbench.eval.timing import summary_line
 
 
 def eval_command(
@@ -49,9 +50,17 @@ def eval_command(
     lookup: str | None = typer.Option(None, help="Code lookup: transformer (CodeFormer) or nearest (the ablation)."),
     adain: bool | None = typer.Option(None, "--adain/--no-adain", help="Colour AdaIN of the official inference."),
     run_dir: str | None = typer.Option(None, help="Run directory (resumed if it holds this run). Default: derived."),
-    batch_size: int | None = typer.Option(None, min=1, help="Faces per forward pass."),
+    batch_size: str | None = typer.Option(
+        None, help="Faces per forward pass, or auto (the largest that fits the GPU; 4 on the CPU)."
+    ),
     part_size: int | None = typer.Option(None, min=1, help="Faces per stored part (the resume granularity)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    precision: str | None = typer.Option(
+        None, help="Model precision: fp32, bf16 or fp16 (autocast; metrics keep their reference precision)."
+    ),
+    workers: int | None = typer.Option(
+        None, min=0, help="Threads loading and degrading faces ahead of the model (0: none; results are the same)."
+    ),
     limit: int | None = typer.Option(None, min=1, help="Only the first N faces of the dataset."),
     seed: int | None = typer.Option(None, help="Base seed of the synthesized degradations."),
     data_root: str | None = typer.Option(None, help="Where the dataset's files are (default: $CFBENCH_DATA)."),
@@ -88,6 +97,8 @@ def eval_command(
         batch_size=batch_size,
         part_size=part_size,
         device=device,
+        precision=precision,
+        workers=workers,
         limit=limit,
         seed=seed,
         data_root=data_root,
@@ -123,6 +134,7 @@ def eval_command(
         f"{result.restored} face(s) restored at {len(sweep.ws)} w each ({result.faces_per_second:.2f} faces x w/s); "
         f"results in {result.run_dir} (results.parquet, groups.parquet, table.md/csv/tex)"
     )
+    console.print(f"timings: {summary_line(result.timings)} (manifest.json `timings`)")
     if as_json:
         groups = json.loads(pd.read_parquet(result.run_dir / GROUPS).to_json(orient="records"))
         typer.echo(json.dumps({"run_dir": str(result.run_dir), "skipped": result.skipped, "groups": groups}, indent=2))

@@ -128,7 +128,10 @@ class DegradedDataset(FaceDataset):
         return self.pipeline.sample(self.image_seed(image_id))
 
     def _load(self, index: int) -> FaceSample:
-        sample = self.base.load(index)
+        return self.degrade(self.base.load(index))
+
+    def degrade(self, sample: FaceSample) -> FaceSample:
+        """`sample` of the base dataset with this dataset's LQ face and meta (a pure function of the sample)."""
         meta = dict(sample.meta)
         meta["severity"] = self.severity_label
         if self.pipeline is None:

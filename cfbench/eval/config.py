@@ -19,6 +19,7 @@ from typing import Any
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import DEMO_PROTOCOL, Protocol, get_protocol, protocol_for_dataset
 from cfbench.eval.spec import parse_severity_spec, parse_w_spec
+from cfbench.precision import check_precision
 from cfbench.yamlfile import read_yaml
 
 
@@ -45,8 +46,10 @@ class SweepConfig:
     limit: int | None = None
     seed: int = 0
     part_size: int = 16  # faces per stored part: the resume granularity (changing it needs a new run dir)
-    batch_size: int = 4
+    batch_size: int | str = 4  # faces per forward pass, or "auto" (the largest that fits, measured once per run)
     device: str = "auto"
+    precision: str = "fp32"  # the model's autocast precision (fp32, bf16, fp16); metrics keep their own
+    workers: int = 0  # threads that load and degrade faces ahead of the model (0: in the main thread)
     run_dir: str | None = None
     save_images: bool = False
     # also store the nearest-neighbour code of every encoder feature, for the LQ face and for its GT face, beside
@@ -58,10 +61,10 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["checkpoints"] = list(self.checkpoints)
-        # opt-in outputs added after run dirs existed are left out while off, so that earlier run dirs still
-        # resume and the default run dir names (result_hash) stay what they were
+        # options added after run dirs existed are left out while at their default, so that earlier run dirs
+        # still resume and the default run dir names (result_hash) stay what they were
         for key in OPT_IN_KEYS:
-            if not d[key]:
+            if d[key] == _FIELDS[key].default:
                 del d[key]
         return d
 
@@ -73,8 +76,12 @@ class SweepConfig:
 
 # Keys that do not change the numbers (batch size only changes float rounding, at the 1e-6 level), so a run dir
 # made with other values may be resumed.
-NON_RESULT_KEYS = frozenset({"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict"})
-OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict")
+# The worker count changes neither the faces (each face's degradation is seeded by its id) nor their order.
+NON_RESULT_KEYS = frozenset(
+    {"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict", "workers"}
+)
+OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict", "precision", "workers")
+AUTO_BATCH = "auto"
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
 _LIST_KEYS = ("w", "severity", "metrics")  # text keys that a YAML list may give
 _FLAG_NAMES = {"checkpoints": "--checkpoint"}
@@ -133,6 +140,16 @@ def _checkpoints(value: Any, where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _batch_size(value: Any, where: str) -> int | str:
+    """A positive number of faces, or "auto" (the CLI gives text)."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isdigit():
+        text = int(text)
+    if text == AUTO_BATCH or (isinstance(text, int) and not isinstance(text, bool) and text >= 1):
+        return text
+    raise BadInputError(f"{where} must be a positive integer or '{AUTO_BATCH}', got {value!r}")
+
+
 def check_options(data: dict[str, Any], origin: Callable[[str], str]) -> dict[str, Any]:
     """`data` (SweepConfig keys) with every value checked against its field's type and normalised: text keys
     accept numbers and (w, severity, metrics) lists, booleans only true/false, integers >= 0 (batch and part
@@ -143,16 +160,20 @@ def check_options(data: dict[str, Any], origin: Callable[[str], str]) -> dict[st
         kind, where = _FIELDS[key].type, origin(key)
         if value is None and "None" in kind:
             continue
-        if kind.startswith("str"):
+        if key == "batch_size":
+            out[key] = _batch_size(value, where)
+        elif kind.startswith("str"):
             out[key] = _text(value, key, where)
         elif kind == "bool" and not isinstance(value, bool):
             raise BadInputError(f"{where} must be true or false, got {value!r}")
         elif kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise BadInputError(f"{where} must be a non-negative integer, got {value!r}")
-        elif key in ("batch_size", "part_size") and value == 0:
+        elif key == "part_size" and value == 0:
             raise BadInputError(f"{where} must be at least 1")
         elif key == "checkpoints":
             out[key] = _checkpoints(value, where)
+    if "precision" in out:
+        check_precision(out["precision"])
     for key, parse in (("w", parse_w_spec), ("severity", parse_severity_spec)):
         if key in out:
             parse(out[key])

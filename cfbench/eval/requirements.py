@@ -35,6 +35,23 @@ def requested_metrics(config: SweepConfig) -> tuple[list[MetricSpec], bool]:
     return [METRICS.get(n) for n in DEFAULT_METRICS], False
 
 
+# The default set on a GPU: these dlib metrics run on the CPU, so the torch backend of the same measure replaces
+# them when its weights are present (the column names say which backend ran).
+GPU_DEFAULTS = {"identity_cos[dlib]": "identity_cos[arcface]", "lmd[dlib]": "lmd[fan]"}
+
+
+def device_defaults(specs: list[MetricSpec], device: torch.device | str) -> list[MetricSpec]:
+    """The default metric set for `device`: on CUDA, GPU_DEFAULTS' torch backends where their weights are present."""
+    if torch.device(device).type != "cuda":
+        return specs
+    out = []
+    for spec in specs:
+        gpu = METRICS.get(GPU_DEFAULTS[spec.name]) if spec.name in GPU_DEFAULTS else None
+        ready = gpu is not None and all(weights.locate(n) for n in gpu.required_weights())
+        out.append(gpu if ready else spec)
+    return out
+
+
 def needs_gt(spec: MetricSpec, options: dict[str, Any]) -> bool:
     """Whether the metric compares with GT images: full-reference metrics, and distribution metrics against the GT
     set (`fid[gt]`, `kid`, or `fid` with the `ref` option gt)."""
@@ -78,6 +95,7 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
     Raises MissingRequirementsError (exit 2) listing every missing checkpoint file, weights file and package of a
     requested metric, unless `config.skip_missing`; a missing checkpoint is never skipped."""
     specs, named = requested_metrics(config)
+    specs = specs if named else device_defaults(specs, device)
     strict = named and not config.skip_missing
     options = metric_options(config)
     skipped: dict[str, str] = {}

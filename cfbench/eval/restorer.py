@@ -60,7 +60,7 @@ class CodeFormerRestorer:
             chunk = list(ws[c : c + per_call])
             w_each = torch.tensor(chunk, device=state.indices.device).repeat_interleave(n)
             out = self.net.decode(state.repeat(len(chunk)) if len(chunk) > 1 else state, w_each, adain=self.adain)
-            outs.append((out.clamp(-1, 1) + 1) / 2)
+            outs.append((out.float().clamp(-1, 1) + 1) / 2)  # float32 after a bf16/fp16 model
         return check_restored(torch.cat(outs), self.label)
 
     def codes(self, state: Any) -> torch.Tensor:

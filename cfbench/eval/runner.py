@@ -12,6 +12,7 @@ interrupted run resumes at the first missing part and gives the same results as 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
@@ -25,13 +26,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cfbench.data import FaceDataset, get_dataset, with_severity
+from cfbench.data import DegradedDataset, FaceSample, get_dataset
 from cfbench.devices import pick_device
 from cfbench.errors import BadInputError
-from cfbench.eval.config import NON_RESULT_KEYS, SweepConfig
+from cfbench.eval.config import AUTO_BATCH, NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.gt_pose import gt_head_pose, pose_backend
 from cfbench.eval.pins import sweep_inputs, verify_inputs
+from cfbench.eval.pipeline import (
+    GT_BATCH,
+    Ahead,
+    Behind,
+    bottleneck_note,
+    cpu_bound,
+    halve_on_oom,
+    load_sample,
+    probe_batch_size,
+)
 from cfbench.eval.protocols import Protocol, dataset_problems, get_protocol, overrides, protocol_line
 from cfbench.eval.provenance import checkpoint_label, checkpoint_records, environment, metric_record
 from cfbench.eval.requirements import check_requirements, checkpoint_names, metric_options
@@ -47,32 +58,48 @@ from cfbench.eval.store.schema import (
     POSE_COLUMNS,
     RESULTS,
     SKIPPED_METRICS,
-    STAGE_SECONDS,
+    TIMINGS,
     input_image_path,
     restored_image_path,
 )
 from cfbench.eval.tables import FidelityTable, build_table, write_tables
-from cfbench.eval.timing import StageTimes
+from cfbench.eval.timing import (
+    CHECKPOINT,
+    DECODE,
+    ENCODE,
+    FINALIZE,
+    GT_SIDE,
+    TOTAL,
+    WRITE,
+    Interval,
+    StageTimes,
+    timings_record,
+)
 from cfbench.imageio import write_image
 from cfbench.metrics import DistributionMetric, FeatureCache, FeatureStatistics, PerImageMetric
 from cfbench.metrics.cache import GtSideEntry, restore_entries, store_entries
 from cfbench.metrics.folders import gt_statistics_entries
 from cfbench.metrics.gt_landmarks import gt_landmark_entries
+from cfbench.precision import autocast, check_precision
 
 GT_POSE = "gt pose"  # the name of the GT pose cache entry
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
 
 
 @dataclass
-class PartResult:
-    """What one part of a sweep produced: `rows` (one per face x w), `codes` (image id -> code indices),
-    `features` (w -> metric column -> (faces, D) distribution-metric features), `code_sets` (the
-    `store_nn_codes` sets: name -> image id -> code indices)."""
+class DeviceBatch:
+    """What the device stages produced for N faces, on the CPU, w-major (row i*N + j: face j at w = ws[i]):
+    `values` (per-image metric column -> (k*N,)), `features` (distribution metric column -> (k*N, D)), `codes`
+    (N, tokens), `nn_sets` (the `store_nn_codes` sets, each (N, tokens)), `model_ms` (per face, all w),
+    `restored` ((k*N, 3, H, W) uint8, kept for CPU-only metrics and saved images, else None)."""
 
-    rows: pd.DataFrame
-    codes: dict[str, np.ndarray]
-    features: dict[float, dict[str, np.ndarray]]
-    code_sets: dict[str, dict[str, np.ndarray]]
+    samples: list[FaceSample]
+    values: dict[str, torch.Tensor]
+    features: dict[str, torch.Tensor]
+    codes: np.ndarray
+    nn_sets: dict[str, np.ndarray]
+    model_ms: float
+    restored: torch.Tensor | None
 
 
 @dataclass
@@ -82,6 +109,7 @@ class SweepResult:
     skipped: dict[str, str] = field(default_factory=dict)
     faces_per_second: float = 0.0
     restored: int = 0
+    timings: dict[str, Any] = field(default_factory=dict)  # the manifest's `timings` (cfbench.eval.timing)
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
@@ -133,7 +161,14 @@ class FidelityWeightSweep:
         self.metrics, self.skipped = preflight.metrics, preflight.skipped
         self.pose_backend, self.pose_note = pose_backend()
         self._poses: dict[str, tuple[float, float, float]] = {}
-        self.times = StageTimes()
+        check_precision(config.precision)
+        self.cuda = torch.device(self.device).type == "cuda"
+        self.times = StageTimes(cuda=self.cuda)
+        self.batch_size = 0 if config.batch_size == AUTO_BATCH else int(config.batch_size)  # 0: probed by run()
+        self.behind_columns = [m.column for m in self.metrics if cpu_bound(m.spec.backend, self.device)]
+        note = bottleneck_note(self.behind_columns, self.device)
+        if note:
+            log(note)
 
     def _check_dataset(self) -> list[str]:
         """How the dataset differs from its protocol's published set (warned; an error with `strict`), after
@@ -194,54 +229,97 @@ class FidelityWeightSweep:
             return self._run(rehash)
 
     def _run(self, rehash: bool) -> SweepResult | None:
+        started = time.perf_counter()
         store = RunStore(self.run_dir, log=self.log)
         self._refuse_other_metrics(store)
         provenance = {**self.provenance(), "world_size": self.world}
-        if self.rank == 0:
-            store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
-            verify_inputs(store, sweep_inputs(self), rehash, self.log)
-            with self.times("gt side (features, landmarks, pose)"):
-                gt_stats = self._gt_side()
-        barrier()
-        if self.rank != 0:
-            store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
-            gt_stats = self._gt_side()  # rank 0 filled the caches
-        done = store.done_parts()
-        size = self.config.part_size
-        parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
-        total = len(self.checkpoints) * len(self.severities) * len(self.indices)
-        finished, restored, seconds = 0, 0, 0.0
-        for ckpt in self.checkpoints:
-            label = checkpoint_label(ckpt)
-            with self.times("load checkpoint"):
-                net = load_sweep_restorer(ckpt, label, self.device, self.config.lookup, self.config.adain)
-            for severity in self.severities:
-                data = with_severity(self.dataset, severity, seed=self.config.seed)
-                for p, indices in enumerate(parts):
-                    key = PartKey(label, severity, p)
-                    if key not in done and p % self.world == self.rank:
-                        start = time.perf_counter()
-                        part = self._run_part(net, data, indices, severity)
-                        with self.times("store"):
-                            store.write_part(key, part.rows, part.codes, part.features, code_sets=part.code_sets)
-                        seconds += time.perf_counter() - start
-                        restored += len(indices)
-                    finished += len(indices)
-                    self.progress(f"{label} severity {severity}", finished, total)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        nets = {}
+        if self.batch_size == 0:  # --batch-size auto: measured with the first checkpoint, kept for its sweep
+            nets[self.checkpoints[0]] = self._load_net(self.checkpoints[0])
+            self.batch_size = self._probe_batch_size(nets[self.checkpoints[0]])
+        # loading runs up to two parts ahead; the host stages finish up to two parts behind
+        ahead, behind = Ahead(self.config.workers, 2 * self.config.part_size), Behind(self.config.workers > 0)
+        try:
+            if self.rank == 0:
+                store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
+                verify_inputs(store, sweep_inputs(self), rehash, self.log)
+                with self.times(GT_SIDE):
+                    gt_stats = self._gt_side(ahead)
+            barrier()
+            if self.rank != 0:
+                store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS, primary=False)
+                gt_stats = self._gt_side(ahead)  # rank 0 filled the caches
+            restored, seconds = self._sweep(store, nets, ahead, behind)
+        finally:
+            ahead.close()
+            behind.close()
         barrier()
         if self.rank != 0:
             return None
-        with self.times("finalize"):
+        with self.times(FINALIZE):
             distribution = self._distribution_rows(store, gt_stats)
+        self.times.add(TOTAL, time.perf_counter() - started)
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda else None
+        timings = timings_record(self.times.seconds, restored * len(self.ws), peak)
         columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
-        extra = {DIRECTIONS: self.directions, SKIPPED_METRICS: self.skipped, STAGE_SECONDS: self.times.seconds}
+        extra = {DIRECTIONS: self.directions, SKIPPED_METRICS: self.skipped, TIMINGS: timings}
         store.finalize(distribution, columns, manifest_extra=extra)
         table = build_table(self.run_dir / RESULTS, self.run_dir / GROUPS, self.directions)
         table.skipped += [name for name in self.skipped if name not in table.skipped]
         table.caption = protocol_line(self.protocol_record)
         write_tables(table, self.run_dir)
         rate = restored * len(self.ws) / seconds if seconds else 0.0
-        return SweepResult(self.run_dir, table, self.skipped, rate, restored)
+        return SweepResult(self.run_dir, table, self.skipped, rate, restored, timings)
+
+    def _sweep(self, store: RunStore, nets: dict[str, Restorer], ahead: Ahead, behind: Behind) -> tuple[int, float]:
+        """Every part of this rank that the store lacks: faces loaded `ahead`, restored and scored on the device,
+        finished and written `behind`. Returns (faces restored, seconds)."""
+        start = time.perf_counter()
+        done = store.done_parts()
+        size = self.config.part_size
+        parts = [self.indices[i : i + size] for i in range(0, len(self.indices), size)]
+        total = len(self.checkpoints) * len(self.severities) * len(self.indices)
+        finished, restored = 0, 0
+        for ckpt in self.checkpoints:
+            net = nets.pop(ckpt, None) or self._load_net(ckpt)
+            for severity in self.severities:
+                data = DegradedDataset(self.dataset, severity, seed=self.config.seed)
+                keys = [PartKey(net.label, severity, p) for p in range(len(parts))]
+                mine = {p for p, key in enumerate(keys) if key not in done and p % self.world == self.rank}
+                faces = [i for p in sorted(mine) for i in parts[p]]
+                loads = ahead.map(functools.partial(load_sample, data, times=self.times), faces)
+                for p, indices in enumerate(parts):
+                    if p in mine:
+                        batches = self._run_part(net, list(itertools.islice(loads, len(indices))))
+                        behind.submit(functools.partial(self._finish_part, store, keys[p], batches))
+                        restored += len(indices)
+                    finished += len(indices)
+                    self.progress(f"{net.label} severity {severity}", finished, total)
+        behind.drain()
+        return restored, time.perf_counter() - start
+
+    def _load_net(self, checkpoint: str) -> Restorer:
+        with self.times(CHECKPOINT):
+            label = checkpoint_label(checkpoint)
+            return load_sweep_restorer(checkpoint, label, self.device, self.config.lookup, self.config.adain)
+
+    def _probe_batch_size(self, net: Restorer) -> int:
+        """--batch-size auto (`probe_batch_size`), said in the log."""
+
+        def encode(x: torch.Tensor) -> Any:
+            with autocast(self.device, self.config.precision):
+                return net.encode(x)
+
+        def decode(state: Any, batch: int) -> torch.Tensor:
+            with autocast(self.device, self.config.precision):
+                return net.decode(state, [0.5], batch)
+
+        batch = probe_batch_size(encode, decode, self.device)
+        how = "the largest that fits, measured" if self.cuda else "a fixed value on the CPU (no memory to probe)"
+        self.log(f"--batch-size auto: {batch} faces per forward pass ({how})")
+        return batch
 
     def _refuse_other_metrics(self, store: RunStore) -> None:
         """A resumed run must measure the metrics its stored parts hold: the available set of a run that names no
@@ -256,50 +334,93 @@ class FidelityWeightSweep:
                 "added or removed, or --skip-missing changed); resume with the same metrics, or use another --run-dir"
             )
 
-    def _run_part(self, net: Restorer, data: FaceDataset, indices: Sequence[int], severity: str) -> PartResult:
-        """Restore and score the faces `indices` of `data` at every w."""
+    def _run_part(self, net: Restorer, samples: list[FaceSample]) -> list[DeviceBatch]:
+        """The device stages of one part: restore `samples` at every w and score them with the device metrics, in
+        batches of at most --batch-size decoded faces (halved on CUDA out-of-memory, for the rest of the run)."""
+        k = len(self.ws)
+        batches: list[DeviceBatch] = []
+        while (b := sum(len(batch.samples) for batch in batches)) < len(samples):
+
+            def step(batch_size: int, b: int = b) -> DeviceBatch:
+                # --batch-size bounds the faces per decode call (memory); they are spent on all w of fewer faces
+                return self._device_batch(net, samples[b : b + max(1, batch_size // k)], batch_size)
+
+            batch, self.batch_size = halve_on_oom(step, self.batch_size, self.log)
+            batches.append(batch)
+        return batches
+
+    def _device_batch(self, net: Restorer, samples: list[FaceSample], batch_size: int) -> DeviceBatch:
+        """Encode `samples` once and decode them at every w under the run's precision; the restored faces (8-bit,
+        float32) scored by the device metrics; everything the host stages need, on the CPU."""
+        n, k = len(samples), len(self.ws)
+        lq = self._to_device(torch.stack([s.lq for s in samples]))
+        gt = self._to_device(torch.stack([s.gt for s in samples])) if self.has_gt else None
+        model = Interval(self.cuda)
+        with torch.inference_mode(), autocast(self.device, self.config.precision):
+            with self.times(ENCODE, device=True):
+                state = net.encode(lq)
+            with self.times(DECODE, device=True):
+                restored = quantize(net.decode(state, self.ws, batch_size).float())
+            nn_sets = net.nn_codes(state, gt) if self.config.store_nn_codes else {}
+        model.stop()
+        device_columns = {m.column for m in self.metrics} - set(self.behind_columns)
+        values = self._score(restored, gt, k, device_columns)
+        features = {}
+        with torch.inference_mode():
+            for m in self.metrics:
+                if isinstance(m.metric, DistributionMetric):
+                    with self.times(m.column, device=True):
+                        features[m.column] = m.metric.features(restored).float()
+        keep = self.behind_columns or self.config.save_images
+        # everything to the host after all device work is queued: one wait for the device per batch
+        return DeviceBatch(
+            samples,
+            {c: v.cpu() for c, v in values.items()},
+            {c: f.cpu() for c, f in features.items()},
+            net.codes(state).cpu().numpy(),
+            {name: mat.cpu().numpy() for name, mat in nn_sets.items()},
+            model.seconds() * 1000 / n,
+            restored.mul(255).round().to(torch.uint8).cpu() if keep else None,
+        )
+
+    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
+        if self.cuda:  # pinned host memory: the copy does not block this thread
+            return images.pin_memory().to(self.device, non_blocking=True)
+        return images.to(self.device)
+
+    def _finish_part(self, store: RunStore, key: PartKey, batches: list[DeviceBatch]) -> None:
+        """The host stages of one part: the CPU-only metrics, the rows, the saved images, the stored part."""
         rows: list[dict[str, Any]] = []
         codes: dict[str, np.ndarray] = {}
         code_sets: dict[str, dict[str, np.ndarray]] = {}
         feats: dict[float, dict[str, list[torch.Tensor]]] = {w: {} for w in self.ws}
         k = len(self.ws)
-        # --batch-size bounds the faces per decode call (memory); they are spent on all w of fewer faces.
-        per_encode = max(1, self.config.batch_size // k)
-        for b in range(0, len(indices), per_encode):
-            with self.times("load (decode, resize, degrade)"):
-                samples = [data.load(i) for i in indices[b : b + per_encode]]
-            n = len(samples)
-            lq = torch.stack([s.lq for s in samples]).to(self.device)
-            gt = torch.stack([s.gt for s in samples]).to(self.device) if self.has_gt else None
-            start = time.perf_counter()
-            with torch.inference_mode(), self.times("model (encode, decode every w)"):
-                state = net.encode(lq)
-                restored = quantize(net.decode(state, self.ws, self.config.batch_size))
-            model_ms = (time.perf_counter() - start) * 1000 / n
-            with torch.inference_mode():
-                nn_sets = net.nn_codes(state, gt) if self.config.store_nn_codes else {}
-            values = self._score(restored, gt, k)
-            with torch.inference_mode():
-                for m in self.metrics:
-                    if isinstance(m.metric, DistributionMetric):
-                        with self.times(f"metric {m.column}"):
-                            f = m.metric.features(restored).float().cpu()
-                        for i, w in enumerate(self.ws):
-                            feats[w].setdefault(m.column, []).append(f[i * n : (i + 1) * n])
-            for j, s in enumerate(samples):
-                codes[s.id] = net.codes(state)[j].cpu().numpy()
-                for name, mat in nn_sets.items():
-                    code_sets.setdefault(name, {})[s.id] = mat[j].cpu().numpy()
+        for batch in batches:
+            n = len(batch.samples)
+            restored = batch.restored.float().div(255) if batch.restored is not None else None
+            values = dict(batch.values)
+            if self.behind_columns:
+                gt = torch.stack([s.gt for s in batch.samples]) if self.has_gt else None
+                values.update(self._score(restored, gt, k, set(self.behind_columns)))
+            for column, f in batch.features.items():
+                for i, w in enumerate(self.ws):
+                    feats[w].setdefault(column, []).append(f[i * n : (i + 1) * n])
+            for j, s in enumerate(batch.samples):
+                codes[s.id] = batch.codes[j]
+                for name, mat in batch.nn_sets.items():
+                    code_sets.setdefault(name, {})[s.id] = mat[j]
                 meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
                 pose = dict(zip(POSE_COLUMNS, self._gt_pose(s), strict=True))
                 for i, w in enumerate(self.ws):
-                    ids = dict(zip(ID_COLUMNS, (net.label, severity, w, s.id), strict=True))
+                    ids = dict(zip(ID_COLUMNS, (key.checkpoint, key.severity, w, s.id), strict=True))
                     metrics = {c: float(v[i * n + j]) for c, v in values.items()}
-                    rows.append({**ids, **metrics, DEGRADATION: meta, MODEL_MS: model_ms, **pose})
+                    rows.append({**ids, **metrics, DEGRADATION: meta, MODEL_MS: batch.model_ms, **pose})
             if self.config.save_images:
-                self._save_images(restored, samples, net.label, severity)
+                with self.times(WRITE):
+                    self._save_images(restored, batch.samples, key.checkpoint, key.severity)
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
-        return PartResult(pd.DataFrame(rows), codes, features, code_sets)
+        with self.times(WRITE):
+            store.write_part(key, pd.DataFrame(rows), codes, features, code_sets=code_sets)
 
     def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
         """Head pose of the GT face (`gt_head_pose`), NaN when there is no GT or no pose backend."""
@@ -310,14 +431,18 @@ class FidelityWeightSweep:
             self._poses[sample.id] = pose
         return self._poses[sample.id]
 
-    def _score(self, restored: torch.Tensor, gt: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
+    def _score(
+        self, restored: torch.Tensor, gt: torch.Tensor | None, k: int, columns: set[str]
+    ) -> dict[str, torch.Tensor]:
+        """The per-image metrics of `columns` on the (k x N) restored faces against their GT faces, each (k x N,),
+        on the faces' device."""
         gt_k = gt.repeat(k, 1, 1, 1) if gt is not None else None
         values = {}
         with torch.inference_mode():
             for m in self.metrics:
-                if isinstance(m.metric, PerImageMetric):
-                    with self.times(f"metric {m.column}"):
-                        values[m.column] = m.metric(restored, gt_k).cpu()
+                if isinstance(m.metric, PerImageMetric) and m.column in columns:
+                    with self.times(m.column, device=restored.is_cuda):
+                        values[m.column] = m.metric(restored, gt_k)
         return values
 
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
@@ -331,7 +456,7 @@ class FidelityWeightSweep:
             for i, w in enumerate(self.ws):
                 write_image(restored_image_path(self.run_dir, label, severity, w, s.id), restored[i * n + j].cpu())
 
-    def _gt_side(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _gt_side(self, ahead: Ahead) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content
         (`cfbench.metrics.cache` entries): the reference (mean, cov) of every distribution metric (the GT set's, or
         its statistics file's), the GT landmarks of the face metrics (kept in their memos) and the GT head poses
@@ -350,8 +475,9 @@ class FidelityWeightSweep:
             if entry.name not in names:
                 self.log(f"{entry.name}: {entry.kind} from the cache")
         if todo:
-            for b in range(0, len(self.indices), self.config.batch_size):
-                samples = [self.dataset.load(i) for i in self.indices[b : b + self.config.batch_size]]
+            loads, size = ahead.map(self.dataset.load, self.indices), min(self.batch_size, GT_BATCH)
+            for b in range(0, len(self.indices), size):
+                samples = list(itertools.islice(loads, size))
                 if names - {GT_POSE}:
                     gt = torch.stack([s.gt for s in samples]).to(self.device)
                     with torch.inference_mode():

@@ -286,9 +286,9 @@ def test_a_resume_that_would_measure_other_metrics_is_refused(tmp_path, monkeypa
     assert main([*base, *run, "--metrics", "psnr,fid", "--skip-missing"]) == 0
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert set(manifest["provenance"]["metrics"]) == {"psnr"} and "fid" in manifest["skipped_metrics"]
-    stage_seconds = manifest["stage_seconds"]
-    assert {"model (encode, decode every w)", "metric psnr", "store"} <= set(stage_seconds)
-    assert all(v >= 0 for v in stage_seconds.values())
+    seconds = manifest["timings"]["seconds"]
+    assert {"load", "degrade", "encode", "decode", "psnr", "write", "total"} <= set(seconds)
+    assert all(v >= 0 for v in seconds.values())
     # the same command once the weights of fid are there (simulated: the preflight now builds a second metric)
     from cfbench.eval import runner
 

@@ -6,7 +6,7 @@ Layout of a run dir::
     manifest.json         MANIFEST_KEYS: kind, schema version, status (running/complete), started/finished, the
                           resolved config, provenance (cfbench version, metric backends and library versions,
                           weights hashes, seeds, device, git revision), resumes, and after finalize `outputs` and
-                          the caller's entries (RUN_KEYS: metric directions, skipped metrics, stage seconds)
+                          the caller's entries (metric directions, skipped metrics, timings)
     parts/<stem>.parquet  the rows of one part: one row per image x w
     parts/<stem>.npz      the part's key, its code indices and its FID accumulators; written last, so it is the
                           commit marker: a part is done exactly when its .npz exists (and its .parquet beside it)
@@ -62,7 +62,7 @@ INPUTS = "inputs"  # input name -> its pin {path, size, mtime_ns, sha256} (cfben
 RUNNING, COMPLETE = "running", "complete"  # the values of "status"
 DIRECTIONS = "directions"  # metric column -> higher is better, recorded by the runner at finalize
 SKIPPED_METRICS = "skipped_metrics"  # metric name -> why it did not run, recorded by the runner at finalize
-STAGE_SECONDS = "stage_seconds"  # stage -> wall seconds of the last process's work, recorded by the runner
+TIMINGS = "timings"  # seconds per stage, rate, peak memory of the last process's work (cfbench.eval.timing)
 
 
 def restored_image_path(run_dir: Path, checkpoint: str, severity: str, w: float, image_id: str) -> Path:
