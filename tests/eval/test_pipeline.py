@@ -67,7 +67,7 @@ def test_precision_and_workers_enter_the_config_as_the_hash_needs():
     assert load_sweep_config(None, batch_size="8").batch_size == 8
     with pytest.raises(BadInputError, match="precision 'fp64'.*fp32, bf16, fp16"):
         load_sweep_config(None, precision="fp64")
-    with pytest.raises(BadInputError, match="batch_size must be a non-negative integer or 'auto'"):
+    with pytest.raises(BadInputError, match="--batch-size must be a positive integer or 'auto', got 'big'"):
         load_sweep_config(None, batch_size="big")
 
 

@@ -34,7 +34,7 @@ def _yaml(tmp_path: Path, text: str) -> Path:
         ("save_images: 1\n", r"sweep\.yaml: save_images must be true or false"),
         ("limit: true\n", r"sweep\.yaml: limit must be a non-negative integer"),  # CF5
         ("part_size: 2.5\n", r"sweep\.yaml: part_size must be a non-negative integer"),
-        ("batch_size: 0\n", r"sweep\.yaml: batch_size must be at least 1"),
+        ("batch_size: 0\n", r"sweep\.yaml: batch_size must be a positive integer or .auto., got 0"),
         ("seed: -5\n", r"sweep\.yaml: seed must be a non-negative integer, got -5"),
         ("dataset: {a: 1}\n", r"sweep\.yaml: dataset must be text"),
         ("w: .nan\n", r"bad --w 'nan'"),
