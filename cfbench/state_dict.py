@@ -35,7 +35,9 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = DATA_PARALLEL_
     return {k.removeprefix(prefix): v for k, v in state.items()}
 
 
-def _read_torch(path: Path, wrappers: Sequence[str]) -> dict[str, torch.Tensor]:
+def torch_load_checked(path: Path) -> Any:
+    """`torch.load(path, weights_only=True)` on the CPU; a file that is not a readable PyTorch file, or that needs
+    pickled code, raises one CheckpointError line naming it (nothing in it is run)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -49,6 +51,11 @@ def _read_torch(path: Path, wrappers: Sequence[str]) -> dict[str, torch.Tensor]:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+    return obj
+
+
+def _read_torch(path: Path, wrappers: Sequence[str]) -> dict[str, torch.Tensor]:
+    obj = torch_load_checked(path)
     for key in wrappers:
         if isinstance(obj, dict) and _is_state_dict(obj.get(key)):
             obj = obj[key]

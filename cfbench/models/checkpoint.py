@@ -24,9 +24,14 @@ from cfbench.state_dict import load_checked, load_state_dict_file
 META_CONFIG = "cfbench.config"
 
 
+# keys only CodeFormer has (its transformer, code prediction head and feature embedding): any one of them marks a
+# CodeFormer file, so one that lacks some of them is reported as CodeFormer with those keys missing
+CODEFORMER_ONLY = ("position_emb", "feat_emb.", "ft_layers.", "idx_pred_layer.")
+
+
 def infer_arch(state: dict[str, torch.Tensor]) -> str:
     """Which architecture a state_dict belongs to, from its keys."""
-    if "position_emb" in state:
+    if any(k.startswith(CODEFORMER_ONLY) for k in state):
         return "codeformer"
     if "quantize.embedding.weight" in state:
         return "vqgan"

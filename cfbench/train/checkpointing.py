@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from cfbench.atomic import atomic_path
-from cfbench.errors import BadInputError
+from cfbench.errors import BadInputError, CheckpointError
+from cfbench.state_dict import torch_load_checked
 
 STATE_FILE = "last.pt"
 
@@ -49,7 +50,12 @@ def load_state(path: str | os.PathLike, config: dict[str, Any] | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"no training state to resume at {path}")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        blob = torch_load_checked(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; it cannot be resumed: use a fresh --out, or leave out --resume") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("config"), str):
+        raise CheckpointError(f"{path} is not a cfbench training state (no 'config'); use a fresh --out")
     if config is not None:
         saved = json.loads(blob["config"])
         for key in ("stage", "model"):
