@@ -21,6 +21,7 @@ import pandas as pd
 
 from cfbench.errors import BadInputError
 from cfbench.eval.protocols import protocol_line
+from cfbench.eval.store.finalize import check_outputs
 from cfbench.eval.store.schema import (
     CODES,
     CODES_KEY_ARRAYS,
@@ -162,6 +163,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     """The run in `run_dir`; BadInputError when it is not a finished cfbench eval run dir or a file is damaged."""
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
+    check_outputs(run_dir, manifest)
     results = _read_parquet(run_dir / RESULTS, "per-image results")
     groups = _read_parquet(run_dir / GROUPS, "per-group means")
     missing = [c for c in ID_COLUMNS if c not in results.columns]
@@ -177,7 +179,10 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     stored = manifest.get(DIRECTIONS)
     if not isinstance(stored, dict):  # an older run: guess nothing, use every numeric column as lower-is-better
         raise BadInputError(f"{run_dir / MANIFEST} records no metric directions; re-run `cfbench eval`")
-    directions = {str(k): bool(v) for k, v in stored.items() if k in results.columns or k in groups.columns}
+    wrong = {k: v for k, v in stored.items() if not isinstance(v, bool)}
+    if wrong:
+        raise BadInputError(f"{run_dir / MANIFEST}: metric directions must be true or false, got {wrong}")
+    directions = {str(k): v for k, v in stored.items() if k in results.columns or k in groups.columns}
     absent = {str(k): str(v) for k, v in (manifest.get(SKIPPED_METRICS) or {}).items()}
     for k in stored:
         if k not in directions:

@@ -13,6 +13,7 @@ import pytest
 
 from cfbench.errors import BadInputError
 from cfbench.eval.store import CODES, GROUPS, MANIFEST, RESULTS, GroupKey, PartKey, RunStore, StoreError
+from cfbench.eval.store.finalize import file_digest
 from cfbench.eval.store.schema import (
     CODES_ARRAYS,
     DIRECTIONS,
@@ -329,6 +330,7 @@ def test_finalize_merges_sorted_without_duplicates(tmp_path):
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert manifest["status"] == "complete" and manifest["finished"]
     assert manifest["outputs"]["results"]["rows"] == len(results)
+    assert manifest["outputs"]["results"]["sha256"] == file_digest(tmp_path / RESULTS)
     assert manifest["outputs"]["distribution_columns"] == ["fid[toy]"]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cfbench.atomic import atomic_path, atomic_write_bytes
-from cfbench.errors import CfbenchError
+from cfbench.errors import BadInputError, CfbenchError
 from cfbench.eval.store.manifest import TMP_FILE, now, read_manifest, to_jsonable, write_manifest
 from cfbench.eval.store.parts import PartKey, Parts, npz_bytes, w_key
 from cfbench.eval.store.schema import (
@@ -33,6 +33,7 @@ from cfbench.eval.store.schema import (
     OUTPUTS,
     RESULTS,
 )
+from cfbench.hashing import sha256_bytes
 from cfbench.metrics.base import FeatureStatistics
 
 
@@ -206,8 +207,8 @@ def finalize(
     _remove_stale_temps(run_dir, parts)
 
     outputs = {
-        "results": {"file": RESULTS, "rows": int(len(results))},
-        "groups": {"file": GROUPS, "rows": int(len(groups))},
+        "results": {"file": RESULTS, "rows": int(len(results)), "sha256": file_digest(paths["results"])},
+        "groups": {"file": GROUPS, "rows": int(len(groups)), "sha256": file_digest(paths["groups"])},
         "codes": {
             "file": CODES,
             "images": int(len(codes["image_id"])),
@@ -230,3 +231,21 @@ def finalize(
         manifest.update({"status": COMPLETE, "finished": now(), OUTPUTS: outputs})
         write_manifest(run_dir, manifest)
     return paths, manifest
+
+
+def file_digest(path: Path) -> str:
+    return sha256_bytes(path.read_bytes())
+
+
+def check_outputs(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    """BadInputError when results.parquet or groups.parquet is not the file `finalize` wrote (its sha256 in the
+    manifest's outputs; runs finished before the hash was recorded are not checked)."""
+    for name, record in (manifest.get(OUTPUTS) or {}).items():
+        if not isinstance(record, dict) or "sha256" not in record:
+            continue
+        path = run_dir / str(record["file"])
+        if path.is_file() and file_digest(path) != record["sha256"]:
+            raise BadInputError(
+                f"{path} was changed after `cfbench eval` finished (its sha256 differs from the manifest's {name} "
+                "record); run the same `cfbench eval` command again to rebuild it from the stored parts"
+            )
