@@ -9,20 +9,12 @@ levels 0..4. Per-image seeds come from `derive_seed`. An unusable input raises `
 See docs/degradations.md.
 """
 
+from degradations.apply import BACKENDS, apply_op, apply_params, check_images, quantize_8bit, record_to_json
 from degradations.errors import DegradationsError, MissingFileError
 from degradations.kernels import gaussian_kernel, generalized_gaussian_kernel, plateau_kernel, sigma_matrix
 from degradations.ops import OPS, Op
-from degradations.pipeline import (
-    BACKENDS,
-    OpConfig,
-    Pipeline,
-    PipelineConfig,
-    apply_op,
-    apply_params,
-    check_images,
-    quantize_8bit,
-    record_to_json,
-)
+from degradations.pipeline import Pipeline
+from degradations.pipeline_config import OpConfig, PipelineConfig
 from degradations.presets import PRESETS, list_presets, load_preset, preset_config
 from degradations.registry import Registry, UnknownNameError
 from degradations.seeds import derive_seed

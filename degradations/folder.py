@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from degradations.apply import BACKENDS, apply_params, record_to_json
 from degradations.errors import DegradationsError, MissingFileError
-from degradations.pipeline import BACKENDS, apply_params, record_to_json
 from degradations.presets import load_preset
 from degradations.seeds import derive_seed
 from degradations.severity import Severity

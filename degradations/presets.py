@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from degradations.errors import DegradationsError
-from degradations.pipeline import Pipeline, PipelineConfig
+from degradations.pipeline import Pipeline
+from degradations.pipeline_config import PipelineConfig
 from degradations.registry import Registry
 from degradations.severity import Severity
 

@@ -27,6 +27,7 @@ MUST_NOT_IMPORT = {
     "cfbench.state_dict": BELOW_RUNS | {"cfbench.models", "cfbench.metrics", "cfbench.face", "cfbench.data"},
     "cfbench.data": BELOW_RUNS | {"cfbench.models", "cfbench.face", "cfbench.metrics", "cfbench.restoration"},
     "cfbench.weights": BELOW_RUNS | {"cfbench.models", "cfbench.face", "cfbench.metrics", "cfbench.data"},
+    "cfbench.weights_table": BELOW_RUNS | {"cfbench.models", "cfbench.face", "cfbench.metrics", "cfbench.data"},
     "cfbench.export": BELOW_RUNS,
     "cfbench.eval": {"cfbench.regress", "cfbench.train", "cfbench.cli", "reports"},
     "cfbench.regress": {"cfbench.train", "cfbench.cli", "reports", "cfbench.models", "cfbench.face"},

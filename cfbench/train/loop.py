@@ -5,18 +5,14 @@ step over `accum` micro-batches with the discriminator frozen; the discriminator
 detached outputs) when the GAN term is active; the LR schedulers; the EMA. torch's global RNG is reseeded from
 (seed, it) at every iteration, so a resumed run is bit-exact on CPU.
 
-Outputs in `out/`: `<stage>.safetensors` (the EMA generator weights, i.e. the official `params_ema`, with the
-model config in the metadata: `cfbench.models.load_checkpoint` rebuilds it), `<stage>_d.safetensors` (the
-discriminator, when trained), `<stage>.card.yaml` (model card), `log.csv`, `ckpt/last.pt` (resumable state).
+Outputs in `out/`: `ckpt/last.pt` (resumable state, `checkpointing.py`), and the weights, model card and
+`log.csv` of `outputs.py`. The pieces the trainer is built from (AMP dtype, schedulers, init weights): `build.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
-import math
 import os
 import time
 import warnings
@@ -26,58 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from cfbench.atomic import atomic_path, atomic_write_bytes
 from cfbench.errors import BadInputError
-from cfbench.models import build_model, save_checkpoint
-from cfbench.state_dict import load_checked, load_state_dict_file
-from cfbench.train import checkpointing, distributed
-from cfbench.train.config import Scheduler, TrainConfig
+from cfbench.models import build_model
+from cfbench.train import checkpointing, distributed, outputs
+from cfbench.train.build import amp_dtype, load_init, make_scheduler
+from cfbench.train.config import TrainConfig
 from cfbench.train.dataset import BatchMaker, IterationBatches, load_faces
 from cfbench.train.ema import EMA
 from cfbench.train.losses import build_perceptual, d_loss
 from cfbench.train.stages import FixedCoder, StageLosses, apply_frozen, restart_dead_codes
-
-LOG_KEYS = (
-    "loss",
-    "pixel",
-    "perceptual",
-    "g_gan",
-    "d_weight",
-    "codebook",
-    "perplexity",
-    "restarted",
-    "feat",
-    "ce",
-    "token_acc",
-)
-LOG_KEYS_D = ("d_real", "d_fake")
-
-
-def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """bf16 for `bf16`, or for `auto` on a CUDA device that supports it; None (fp32) otherwise."""
-    if mode == "off":
-        return None
-    if mode == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def make_scheduler(opt: torch.optim.Optimizer, spec: Scheduler) -> torch.optim.lr_scheduler.LRScheduler:
-    if spec.type == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(spec.period, 1), eta_min=spec.eta_min)
-    milestones = list(spec.milestones) if spec.type == "multistep" else []
-    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=spec.gamma)
-
-
-def load_init(net: nn.Module, path: str, what: str) -> None:
-    """Load the tensors of `path` that `net` has (official `vqgan_path` / strict=False init); shape mismatches and
-    a file sharing no key with `net` are errors (CheckpointError)."""
-    load_checked(net, load_state_dict_file(path)[0], f"{what} {path}", "the model", strict=False)
 
 
 def _step_seed(seed: int, it: int) -> int:
@@ -327,7 +282,7 @@ class Trainer:
             self.resume()
         main = self.group.main
         total = min(self.stage.iters, max_steps) if max_steps is not None else self.stage.iters
-        tb = _tensorboard(self.out) if main else None
+        tb = outputs.open_tensorboard(self.out) if main else None
         t0, start = time.perf_counter(), self.step
         with self._progress() if main else contextlib.nullcontext(None) as progress:
             task = (
@@ -369,67 +324,22 @@ class Trainer:
 
     # outputs ---------------------------------------------------------------------------------------------------
     def write_log(self) -> Path:
-        keys = ["step", "lr", *LOG_KEYS, *LOG_KEYS_D]
-        extra = sorted({k for r in self.rows for k in r} - set(keys))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys + extra, restval="")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return atomic_write_bytes(self.out / "log.csv", buf.getvalue().encode())
-
-    def final_losses(self, n: int = 10) -> dict[str, float]:
-        rows = self.rows[-n:]
-        keys = sorted({k for r in rows for k in r} - {"step", "lr"})
-        return {k: round(float(np.mean([r[k] for r in rows if k in r])), 5) for k in keys}
+        return outputs.write_log(self.out / "log.csv", self.rows)
 
     def export(self, seconds: float, rate: float) -> dict[str, Any]:
-        st = self.stage
-        name = st.name
-        meta = {"cfbench.params": "params_ema", "cfbench.stage": name, "cfbench.step": str(self.step)}
-        weights = save_checkpoint(self.ema.module, self.out / f"{name}.safetensors", extra=meta)
-        files = {"weights": weights.name}
-        if self.disc is not None:
-            files["discriminator"] = save_checkpoint(self.disc, self.out / f"{name}_d.safetensors", extra=meta).name
-        card = {
-            "name": name,
-            "what": "cfbench training output; the weights are the EMA of the generator (official params_ema)",
-            "files": {**files, "log": "log.csv", "state": "ckpt/last.pt"},
-            "steps": self.step,
-            "iters_configured": st.iters,
-            "data": {
-                "folder": str(self.cfg.data.folder),
-                "images": len(self.faces),
-                "skipped": len(self.skipped),
-                "skipped_names": self.skipped[:20],
-                "lq_presets": ([self.cfg.data.preset] + ([self.cfg.data.preset_small] if st.w_schedule else []))
-                if st.lq
-                else [],
-                "degrader": [d.name for d in self.batches._degraders.values()],
-            },
-            "losses_used": st.losses_used() if self.perceptual is not None else _without_perceptual(st),
-            "perceptual": st.perceptual if self.perceptual is not None else "none",
-            "final_losses": self.final_losses(),
-            "device": str(self.device),
-            "amp": str(self.amp).removeprefix("torch.") if self.amp else "off",
-            "seconds": round(seconds, 2),
-            "it_per_s": round(rate, 4) if math.isfinite(rate) else None,
-            "config": self.cfg.to_dict(),
-        }
-        card_path = self.out / f"{name}.card.yaml"
-        with atomic_path(card_path) as tmp:
-            tmp.write_text(yaml.safe_dump(card, sort_keys=False))
-        return {"weights": str(weights), "card": str(card_path), "steps": self.step, **card}
-
-
-def _without_perceptual(stage) -> dict[str, Any]:
-    used = stage.losses_used()
-    used.pop("perceptual", None)
-    return used
-
-
-def _tensorboard(out: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(out / "tb"))
+        return outputs.export(
+            self.out,
+            self.cfg,
+            step=self.step,
+            generator=self.ema.module,
+            disc=self.disc,
+            rows=self.rows,
+            images=len(self.faces),
+            skipped=self.skipped,
+            degraders=[d.name for d in self.batches._degraders.values()],
+            perceptual=self.perceptual is not None,
+            device=self.device,
+            amp=self.amp,
+            seconds=seconds,
+            rate=rate,
+        )
