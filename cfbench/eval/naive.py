@@ -31,7 +31,7 @@ from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.spec import parse_w_spec
 from cfbench.eval.timing import DECODE, ENCODE, TOTAL, StageTimes
 from cfbench.imageio import read_image, write_image
-from cfbench.metrics import DistributionMetric, FeatureStatistics, build_metrics, parse_metric_list
+from cfbench.metrics import DistributionMetric, build_metrics, parse_metric_list
 from cfbench.metrics.folders import BuiltMetric
 from cfbench.precision import autocast
 from cfbench.restoration import load_restorer
@@ -120,10 +120,10 @@ def _score_folder(
     values: dict[tuple[str, float], dict[str, float]],
     groups: dict[float, dict[str, float]],
 ) -> None:
-    """One metric script on one w folder: per-image `values`, or the folder's FID into `groups`."""
+    """One metric script on one w folder: per-image `values`, or the folder's FID or KID into `groups`."""
     dist = isinstance(m.metric, DistributionMetric)
     if dist:
-        pred_stats, gt_stats = FeatureStatistics(m.metric.dim), FeatureStatistics(m.metric.dim)
+        pred_stats, gt_stats = m.metric.new_statistics(), m.metric.new_statistics()
     for image_id in ids:
         with times("io"):
             pred = read_image(folder / f"{image_id}.png", require_rgb=True)[None]
@@ -136,7 +136,7 @@ def _score_folder(
                 values[image_id, w][m.column] = float(m.metric(pred, gt)[0])
     if dist:
         with times("metrics"):
-            groups[w][m.column] = m.metric.distance(pred_stats, gt_stats.mean, gt_stats.cov)
+            groups[w][m.column] = m.metric.value(pred_stats, gt_stats if m.metric.uses_gt else None)
 
 
 def sweep_pipeline(cfg: SweepConfig) -> dict[str, Any]:

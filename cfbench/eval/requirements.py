@@ -122,9 +122,6 @@ def check_requirements(config: SweepConfig, has_gt: bool, device: torch.device |
         else:
             runnable.append(spec)
     built, failed = build_metrics(runnable, device, options)
-    for m in [m for m in built if not getattr(m.metric, "in_sweeps", True)]:
-        built.remove(m)
-        failed[m.spec.name] = "not available in `cfbench eval` yet: score saved images with `cfbench metrics` instead"
     for name, why in failed.items():
         problems.append(f"{name}: {why}")
         skipped[name] = why

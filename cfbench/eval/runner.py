@@ -456,14 +456,13 @@ class FidelityWeightSweep:
             for i, w in enumerate(self.ws):
                 write_image(restored_image_path(self.run_dir, label, severity, w, s.id), restored[i * n + j].cpu())
 
-    def _gt_side(self, ahead: Ahead) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _gt_side(self, ahead: Ahead) -> dict[str, FeatureStatistics]:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content
-        (`cfbench.metrics.cache` entries): the reference (mean, cov) of every distribution metric (the GT set's, or
-        its statistics file's), the GT landmarks of the face metrics (kept in their memos) and the GT head poses
-        (kept in `self._poses`)."""
+        (`cfbench.metrics.cache` entries): the GT set's accumulator of every distribution metric that compares with
+        it (its `statistics_type`: FID's sums, KID's features, in the run's face order), the GT landmarks of the face
+        metrics (kept in their memos) and the GT head poses (kept in `self._poses`)."""
         cache = FeatureCache()
         dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
-        refs = {m.column: m.metric.reference_statistics() for m in dist if not m.metric.uses_gt}
         named = {"dataset": self.dataset.content_hash(), "n": len(self.indices)} if self.has_gt else {}
         stats: dict[str, FeatureStatistics] = {}
         entries = gt_statistics_entries(dist, lambda: named, stats) + gt_landmark_entries(self.metrics, lambda: named)
@@ -491,8 +490,7 @@ class FidelityWeightSweep:
                         self._gt_pose(s)
                 self.progress("GT features and pose", b + len(samples), len(self.indices))
             store_entries(todo, cache)
-        refs.update({column: (st.mean, st.cov) for column, st in stats.items()})
-        return refs
+        return stats
 
     def _pose_entry(self, named: dict[str, Any]) -> GtSideEntry:
         """The cache entry of the GT head poses of the run's faces (`self._poses`)."""
@@ -508,14 +506,14 @@ class FidelityWeightSweep:
         key = {"kind": "gt_head_pose", "backend": self.pose_note, **named}
         return GtSideEntry(GT_POSE, "gt_pose", key, 2, restore, arrays)
 
-    def _distribution_rows(
-        self, store: RunStore, refs: dict[str, tuple[np.ndarray, np.ndarray]]
-    ) -> list[dict[str, Any]]:
-        by_column = {m.column: m for m in self.metrics}
+    def _distribution_rows(self, store: RunStore, gt: dict[str, FeatureStatistics]) -> list[dict[str, Any]]:
+        """One row per (checkpoint, severity, w) group: each distribution metric's `value` of the group's merged
+        features (with the GT set's accumulator `gt[column]` where it compares with the GT set)."""
+        dist = {m.column: m.metric for m in self.metrics if isinstance(m.metric, DistributionMetric)}
         rows = []
-        for group, per_metric in sorted(store.merged_features().items()):
+        for group, per_metric in sorted(store.merged_features({c: m.statistics_type for c, m in dist.items()}).items()):
             row: dict[str, Any] = {"checkpoint": group.checkpoint, "severity": group.severity, "w": group.w}
             for column, stats in per_metric.items():
-                row[column] = by_column[column].metric.distance(stats, *refs[column])
+                row[column] = dist[column].value(stats, gt.get(column))
             rows.append(row)
         return rows

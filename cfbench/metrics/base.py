@@ -200,16 +200,15 @@ class FeatureSet(FeatureStatistics):
 class DistributionMetric:
     """Base of distribution metrics (FID, KID).
 
-    `features(images)` -> (N, D) float tensor for a batch; callers accumulate them in `FeatureStatistics` per group
-    and call `distance(pred_stats, ref_mean, ref_cov)` once per group, with the GT set's statistics when `uses_gt`,
-    else with `reference_statistics()`. `cache_key()` returns everything that
-    changes the features (extractor, weights sha256, resize mode, resolution), for the GT feature cache.
+    `features(images)` -> (N, D) float tensor for a batch; callers accumulate them in `new_statistics()` per group
+    (a `statistics_type`: sums only, or a `FeatureSet` that keeps the vectors) and call `value(pred, gt)` once per
+    group, with the GT set's accumulator when `uses_gt`. `cache_key()` returns everything that changes the features
+    (extractor, weights sha256, resize mode, resolution), for the GT feature cache.
     """
 
     spec: MetricSpec
     dim: int
     statistics_type: type[FeatureStatistics] = FeatureStatistics  # what a group's features accumulate into
-    in_sweeps = True  # whether `cfbench eval` can run it (its store keeps FeatureStatistics sums only)
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -220,6 +219,16 @@ class DistributionMetric:
     def compare(self, pred: FeatureStatistics, ref: FeatureStatistics) -> float:
         """The metric between two accumulated groups (the restored images and the GT set)."""
         return self.distance(pred, ref.mean, ref.cov)
+
+    def value(self, pred: FeatureStatistics, gt: FeatureStatistics | None) -> float:
+        """The metric of one group of restored images: `compare` with the GT set's accumulator `gt` when the metric
+        `uses_gt`, else `distance` to `reference_statistics()` (`gt` is then None)."""
+        if gt is not None:
+            return self.compare(pred, gt)
+        reference = self.reference_statistics()
+        if reference is None:
+            raise ValueError(f"{self.spec.name} compares with the GT set, and no GT statistics were given")
+        return self.distance(pred, *reference)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -183,10 +183,8 @@ def gt_statistics_entries(
 
 
 def _finish(m: BuiltMetric, pred: FeatureStatistics, gt: FeatureStatistics | None, computed: bool) -> dict[str, Any]:
-    if gt is not None:
-        value, ref_from = m.metric.compare(pred, gt), "gt" if computed else "gt (cached)"
-    else:
-        value, ref_from = m.metric.distance(pred, *m.metric.reference_statistics()), m.column
+    ref_from = m.column if gt is None else "gt" if computed else "gt (cached)"
+    value = m.metric.value(pred, gt)
     return {"metric": m.column, "value": value, "images": pred.n, "reference": ref_from, **_describe(m.metric)}
 
 

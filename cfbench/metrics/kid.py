@@ -7,8 +7,10 @@ unbiased MMD^2 estimate with the polynomial kernel k(x, y) = (x.y / d + 1)^3, av
 then GT, per subset): torch-fidelity's `kid_features_to_metric` with its defaults. A group with fewer than 1000
 faces uses subsets of all its faces (torch-fidelity refuses there); the subset size is in the cache key and the
 metric's description. Tolerance: equal to torch-fidelity within 1e-6 relative on the same features
-(tests/metrics/test_kid.py). Only `cfbench metrics` computes it for now: the sweep's store keeps FID sums, not the
-features KID needs.
+(tests/metrics/test_kid.py). `cfbench metrics` and `cfbench eval` both compute it (`DistributionMetric.value`): a
+sweep keeps each part's raw features and merges them per (checkpoint, severity, w) group into a `FeatureSet`, in the
+run's face order, and caches the GT set's features like FID's GT statistics (tests/eval/test_kid_sweep.py). Above
+1000 faces the subsets, hence the value, depend on that order.
 """
 
 from __future__ import annotations
@@ -63,7 +65,6 @@ class KID(FID):
     """KID against the GT set over `fid[gt]`'s Inception features (see the module docstring)."""
 
     statistics_type = FeatureSet
-    in_sweeps = False
 
     def __init__(self, device: Any = "cpu", batch_size: int = 16) -> None:
         super().__init__(device, "gt", "clean", batch_size)

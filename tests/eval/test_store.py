@@ -27,7 +27,7 @@ from cfbench.eval.store.schema import (
     SKIPPED_METRICS,
     TABLES,
 )
-from cfbench.metrics.base import FeatureStatistics
+from cfbench.metrics.base import FeatureSet, FeatureStatistics
 
 WS = (0.0, 0.5, 1.0)
 CONFIG = {"dataset": "demo", "w": list(WS), "severity": ["0", "2"], "seed": 0, "batch_size": 2, "device": "cpu"}
@@ -449,6 +449,34 @@ def test_merged_features_equal_one_accumulator(tmp_path):
             np.testing.assert_allclose(got.sum, one.sum, rtol=1e-12)
             np.testing.assert_allclose(got.outer, one.outer, rtol=1e-12)
             np.testing.assert_allclose(got.cov, one.cov, rtol=1e-10, atol=1e-12)
+
+
+def test_merged_feature_sets_keep_the_features_in_part_order_and_sums_stay_the_same(tmp_path):
+    store = open_store(tmp_path)
+    write_plan(store)
+    sums = store.merged_features()
+    sets = store.merged_features({"fid[toy]": FeatureSet})
+    for severity in "02":
+        parts = [(i, ids) for i, (k, ids) in enumerate(PLAN) if k.severity == severity]
+        for w in WS:
+            group = GroupKey("official", severity, w)
+            got = sets[group]["fid[toy]"]
+            assert isinstance(got, FeatureSet) and not isinstance(sums[group]["fid[toy]"], FeatureSet)
+            want = np.concatenate([make_features(len(ids), i)[w]["fid[toy]"] for i, ids in parts])
+            assert np.array_equal(got.features, want)  # sorted part keys, rows in stored order
+            for k, v in sums[group]["fid[toy]"].to_arrays().items():
+                assert np.array_equal(got.to_arrays()[k], v)  # the sums FID reads are unchanged, bit for bit
+
+
+def test_a_feature_set_cannot_be_merged_from_stored_sums(tmp_path):
+    store = open_store(tmp_path)
+    key, ids = PLAN[0]
+    stats = FeatureStatistics(DIM)
+    stats.add(np.ones((len(ids), DIM)))
+    store.write_part(key, make_rows(key, ids), features={w: {"kid": stats} for w in WS})
+    assert store.merged_features()[GroupKey(*key[:2], WS[0])]["kid"].n == len(ids)
+    with pytest.raises(StoreError, match="stored as sums; FeatureSet needs the feature vectors"):
+        store.merged_features({"kid": FeatureSet})
 
 
 def test_feature_statistics_form_and_reopen(tmp_path):

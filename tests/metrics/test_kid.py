@@ -100,3 +100,24 @@ def test_folder_scoring_hands_kid_both_feature_sets(tmp_path):
     scores = score_folders(pairs, [BuiltMetric(metric.spec, metric)], batch_size=4)
     (row,) = scores.distribution
     assert row["metric"] == "toykid" and row["images"] == 6 and row["value"] > 0.1
+
+
+class FixedReference(ChannelKID):
+    """A metric with a fixed reference (mean, cov), like `fid[ffhq512]`: the squared distance of the means."""
+
+    def reference_statistics(self):
+        return np.zeros(3), np.eye(3)
+
+    def distance(self, pred, ref_mean, ref_cov):
+        return float(((pred.mean - ref_mean) ** 2).sum())
+
+
+def test_value_compares_with_the_gt_set_or_else_the_fixed_reference():
+    pred, gt = FeatureSet(3), FeatureSet(3)
+    pred.add(_features(12, 3, 1.0, 6))
+    gt.add(_features(10, 3, 0.0, 7))
+    metric = ChannelKID()
+    assert metric.value(pred, gt) == kid(pred.features, gt.features, subsets=4)[0]
+    with pytest.raises(ValueError, match="compares with the GT set"):
+        metric.value(pred, None)
+    assert FixedReference().value(pred, None) == float((pred.mean**2).sum())

@@ -147,10 +147,13 @@ class RunStore:
         self._require_open("write_part")
         self._parts.write(key, rows, codes, features, overwrite=overwrite, code_sets=code_sets)
 
-    def merged_features(self) -> dict[GroupKey, dict[str, FeatureStatistics]]:
-        """The FID accumulators of all done parts, merged per (checkpoint, severity, w) group and metric, in a
-        fixed order (sorted part keys), so the result does not depend on which run wrote which part."""
-        return _finalize.merged_features(self._parts)
+    def merged_features(
+        self, kinds: Mapping[str, type[FeatureStatistics]] | None = None
+    ) -> dict[GroupKey, dict[str, FeatureStatistics]]:
+        """The feature accumulators of all done parts, merged per (checkpoint, severity, w) group and metric, in a
+        fixed order (sorted part keys), so the result does not depend on which run wrote which part. `kinds`:
+        metric name -> accumulator type (default `FeatureStatistics`; a `FeatureSet` keeps the features)."""
+        return _finalize.merged_features(self._parts, kinds)
 
     metric_columns = staticmethod(_finalize.metric_columns)
 

@@ -1,7 +1,7 @@
-"""Finalize a run dir: merge the done parts into results.parquet, groups.parquet and codes.npz, and the FID
-accumulators of the parts per group, then mark the run complete in its manifest.
+"""Finalize a run dir: merge the done parts into results.parquet, groups.parquet and codes.npz, and the feature
+accumulators (FID sums, KID feature sets) of the parts per group, then mark the run complete in its manifest.
 
-FID accumulators are stored per part and merged here, in a fixed order, so a resumed run never recomputes the
+Features are stored per part and merged here, in a fixed order, so a resumed run never recomputes the
 features of earlier parts and the result does not depend on which run wrote which part.
 """
 
@@ -47,9 +47,14 @@ class StoreError(CfbenchError):
     """The stored parts disagree with each other (e.g. the same image twice); the message says which."""
 
 
-def merged_features(parts: Parts) -> dict[GroupKey, dict[str, FeatureStatistics]]:
-    """The FID accumulators of all done parts, merged per (checkpoint, severity, w) group and metric, in a fixed
-    order (sorted part keys)."""
+def merged_features(
+    parts: Parts, kinds: Mapping[str, type[FeatureStatistics]] | None = None
+) -> dict[GroupKey, dict[str, FeatureStatistics]]:
+    """The feature accumulators of all done parts, merged per (checkpoint, severity, w) group and metric, in a fixed
+    order (sorted part keys). `kinds`: metric name -> the accumulator type it needs (`DistributionMetric.
+    statistics_type`; default `FeatureStatistics`, sums only); a `FeatureSet` keeps the raw features of every part,
+    concatenated in that order, so its metric needs parts stored in raw form."""
+    kinds = kinds or {}
     out: dict[GroupKey, dict[str, FeatureStatistics]] = {}
     for key, stem in sorted(parts.scan().items()):
         arrays = parts.read_marker(stem)
@@ -57,12 +62,18 @@ def merged_features(parts: Parts) -> dict[GroupKey, dict[str, FeatureStatistics]
             continue
         for i, entry in enumerate(json.loads(str(arrays["features"]))):
             group = GroupKey(key.checkpoint, key.severity, w_key(entry["w"]))
+            kind = kinds.get(entry["metric"], FeatureStatistics)
             if entry["form"] == "raw":
                 raw = arrays[f"f{i}_raw"]
-                part = FeatureStatistics(raw.shape[1])
+                part = kind(raw.shape[1])
                 part.add(raw)
-            else:
+            elif kind is FeatureStatistics:
                 part = FeatureStatistics.from_arrays({k: arrays[f"f{i}_{k}"] for k in ("n", "sum", "outer")})
+            else:
+                raise StoreError(
+                    f"features {entry['metric']!r} of part {stem} are stored as sums; {kind.__name__} needs the "
+                    "feature vectors: use a new --run-dir"
+                )
             per_metric = out.setdefault(group, {})
             have = per_metric.get(entry["metric"])
             if have is None:
