@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from cfbench.devices import pick_device
 from cfbench.errors import BadInputError
 from cfbench.eval.config import AUTO_BATCH, NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
-from cfbench.eval.gt_pose import gt_head_pose, pose_backend
+from cfbench.eval.gt_pose import GT_POSE, GtPoses
 from cfbench.eval.pins import sweep_inputs, verify_inputs
 from cfbench.eval.pipeline import (
     GT_BATCH,
@@ -77,12 +76,11 @@ from cfbench.eval.timing import (
 )
 from cfbench.imageio import write_image
 from cfbench.metrics import DistributionMetric, FeatureCache, FeatureStatistics, PerImageMetric
-from cfbench.metrics.cache import GtSideEntry, restore_entries, store_entries
+from cfbench.metrics.cache import restore_entries, store_entries
 from cfbench.metrics.folders import gt_statistics_entries
 from cfbench.metrics.gt_landmarks import gt_landmark_entries
 from cfbench.precision import autocast, check_precision
 
-GT_POSE = "gt pose"  # the name of the GT pose cache entry
 Progress = Callable[[str, int, int], None]  # (stage description, done, total)
 
 
@@ -159,8 +157,7 @@ class FidelityWeightSweep:
             raise BadInputError(f"{config.dataset!r} has no GT faces to degrade: use --severity none")
         preflight = check_requirements(config, self.has_gt, self.device)
         self.metrics, self.skipped = preflight.metrics, preflight.skipped
-        self.pose_backend, self.pose_note = pose_backend()
-        self._poses: dict[str, tuple[float, float, float]] = {}
+        self.poses = GtPoses()
         check_precision(config.precision)
         self.cuda = torch.device(self.device).type == "cuda"
         self.times = StageTimes(cuda=self.cuda)
@@ -214,7 +211,7 @@ class FidelityWeightSweep:
             "metrics": {m.column: metric_record(m, options) for m in self.metrics},
             "metrics_requested": self.config.metrics,
             "skipped_metrics": self.skipped,
-            "gt_pose": self.pose_note,
+            "gt_pose": self.poses.note,
             "ws": list(self.ws),
             "severities": list(self.severities),
             "seed": self.config.seed,
@@ -410,7 +407,7 @@ class FidelityWeightSweep:
                 for name, mat in batch.nn_sets.items():
                     code_sets.setdefault(name, {})[s.id] = mat[j]
                 meta = json.dumps(s.meta.get("degradation"), sort_keys=True) if s.meta.get("degradation") else None
-                pose = dict(zip(POSE_COLUMNS, self._gt_pose(s), strict=True))
+                pose = dict(zip(POSE_COLUMNS, self.poses.of(s), strict=True))
                 for i, w in enumerate(self.ws):
                     ids = dict(zip(ID_COLUMNS, (key.checkpoint, key.severity, w, s.id), strict=True))
                     metrics = {c: float(v[i * n + j]) for c, v in values.items()}
@@ -421,15 +418,6 @@ class FidelityWeightSweep:
         features = {w: {c: torch.cat(v).numpy() for c, v in per.items()} for w, per in feats.items()}
         with self.times(WRITE):
             store.write_part(key, pd.DataFrame(rows), codes, features, code_sets=code_sets)
-
-    def _gt_pose(self, sample: Any) -> tuple[float, float, float]:
-        """Head pose of the GT face (`gt_head_pose`), NaN when there is no GT or no pose backend."""
-        if sample.id not in self._poses:
-            pose = (math.nan,) * 3
-            if self.pose_backend is not None and sample.gt is not None:
-                pose = gt_head_pose(self.pose_backend, sample.gt)
-            self._poses[sample.id] = pose
-        return self._poses[sample.id]
 
     def _score(
         self, restored: torch.Tensor, gt: torch.Tensor | None, k: int, columns: set[str]
@@ -460,14 +448,14 @@ class FidelityWeightSweep:
         """Everything that depends on the GT faces alone, in one pass over them and cached by dataset content
         (`cfbench.metrics.cache` entries): the GT set's accumulator of every distribution metric that compares with
         it (its `statistics_type`: FID's sums, KID's features, in the run's face order), the GT landmarks of the face
-        metrics (kept in their memos) and the GT head poses (kept in `self._poses`)."""
+        metrics (kept in their memos) and the GT head poses (kept in `self.poses`)."""
         cache = FeatureCache()
         dist = [m for m in self.metrics if isinstance(m.metric, DistributionMetric)]
         named = {"dataset": self.dataset.content_hash(), "n": len(self.indices)} if self.has_gt else {}
         stats: dict[str, FeatureStatistics] = {}
         entries = gt_statistics_entries(dist, lambda: named, stats) + gt_landmark_entries(self.metrics, lambda: named)
-        if self.pose_backend is not None and self.has_gt:
-            entries.append(self._pose_entry(named))
+        if self.poses.backend is not None and self.has_gt:
+            entries.append(self.poses.cache_entry([self.dataset.ids[i] for i in self.indices], named))
         todo = restore_entries(entries, cache)
         names = {e.name for e in todo}
         for entry in entries:
@@ -487,24 +475,10 @@ class FidelityWeightSweep:
                                 m.metric.fill_gt(gt)
                 if GT_POSE in names:
                     for s in samples:
-                        self._gt_pose(s)
+                        self.poses.of(s)
                 self.progress("GT features and pose", b + len(samples), len(self.indices))
             store_entries(todo, cache)
         return stats
-
-    def _pose_entry(self, named: dict[str, Any]) -> GtSideEntry:
-        """The cache entry of the GT head poses of the run's faces (`self._poses`)."""
-
-        def restore(arrays: dict[str, np.ndarray]) -> None:
-            ids, poses = arrays["ids"].tolist(), arrays["pose"]
-            self._poses = {i: tuple(map(float, p)) for i, p in zip(ids, poses, strict=True)}
-
-        def arrays() -> dict[str, np.ndarray]:
-            ids = [self.dataset.ids[i] for i in self.indices]
-            return {"ids": np.array(ids), "pose": np.array([self._poses[i] for i in ids], np.float64).reshape(-1, 3)}
-
-        key = {"kind": "gt_head_pose", "backend": self.pose_note, **named}
-        return GtSideEntry(GT_POSE, "gt_pose", key, 2, restore, arrays)
 
     def _distribution_rows(self, store: RunStore, gt: dict[str, FeatureStatistics]) -> list[dict[str, Any]]:
         """One row per (checkpoint, severity, w) group: each distribution metric's `value` of the group's merged

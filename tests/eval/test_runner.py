@@ -222,8 +222,8 @@ def test_two_gloo_processes_give_the_same_results_as_one(three_faces, tmp_path):
 def test_gt_head_pose_is_computed_once_per_dataset(three_faces, tmp_path, monkeypatch):
     pytest.importorskip("dlib")
     first = FidelityWeightSweep(sweep_config(three_faces, tmp_path / "a", limit=1, w="0"), log=lambda _: None)
-    if first.pose_backend is None:
-        pytest.skip(first.pose_note)
+    if first.poses.backend is None:
+        pytest.skip(first.poses.note)
     first.run()
     rows = pd.read_parquet(tmp_path / "a" / "results.parquet")
     assert np.isfinite(rows[["gt_yaw", "gt_pitch", "gt_roll"]].to_numpy()).all()
@@ -232,7 +232,7 @@ def test_gt_head_pose_is_computed_once_per_dataset(three_faces, tmp_path, monkey
     def no_analysis(*_a, **_k):
         raise AssertionError("the GT pose should come from the cache")
 
-    monkeypatch.setattr(second.pose_backend, "analyze", no_analysis)  # the backend is shared: restore it after
+    monkeypatch.setattr(second.poses.backend, "analyze", no_analysis)  # the backend is shared: restore it after
     second.run()
     again = pd.read_parquet(tmp_path / "b" / "results.parquet")
     assert again["gt_yaw"].tolist() == rows["gt_yaw"].tolist()
