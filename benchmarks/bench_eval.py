@@ -4,7 +4,7 @@
         [--metrics psnr,ssim,niqe] [--checkpoint codeformer_tiny] [--batch-size 4] [--device cpu]
         [--seeded-weights] [--threads N] [--json PATH]
 
-The issue's setting, 16 faces and 11 w values (the bundled `demo` set has 6 faces, so use a folder of GT faces):
+The issue's setting, 16 faces and 11 w values (the bundled `demo` set has 8 faces, so use a folder of GT faces):
 
     /work/venv/bin/python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1
 

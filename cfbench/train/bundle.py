@@ -130,10 +130,10 @@ def heldout_faces(paths: list[Path], size: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def heldout_numbers(net: nn.Module, paths: list[Path], seed: int) -> dict[str, Any]:
+def heldout_numbers(net: nn.Module, paths: list[Path], seed: int, adain: bool = True) -> dict[str, Any]:
     """`image_scores` over the held-out faces (at the model's size), per LQ preset: the LQ input and the
-    restorations at each w of EVAL_WS (transformer lookup, AdaIN on, what `cfbench restore` does). Per-face LQ
-    seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
+    restorations at each w of EVAL_WS (transformer lookup; AdaIN on by default, what `cfbench restore` does). Per-face
+    LQ seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
     from degradations import derive_seed
 
     net = net.eval()
@@ -143,7 +143,7 @@ def heldout_numbers(net: nn.Module, paths: list[Path], seed: int) -> dict[str, A
         lq = Degrader(preset).with_seeds(hq, [derive_seed(seed, "heldout", p.name) for p in paths])
         row: dict[str, Any] = {"lq": image_scores(lq, hq)}
         for w in EVAL_WS:
-            row[f"w={w:g}"] = image_scores(torch.cat([restore_batch(net, x[None], w, adain=True) for x in lq]), hq)
+            row[f"w={w:g}"] = image_scores(torch.cat([restore_batch(net, x[None], w, adain=adain) for x in lq]), hq)
         out[preset] = row
     return out
 

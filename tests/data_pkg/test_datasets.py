@@ -35,9 +35,9 @@ def check_face(t: torch.Tensor | None) -> None:
 # --- demo ---------------------------------------------------------------------------------------------------
 
 
-def test_demo_has_six_gt_faces_with_licences():
+def test_demo_has_eight_gt_faces_two_side_with_licences():
     ds = get_dataset("demo")
-    assert len(ds) == 6 and ds.has_gt and not ds.has_lq
+    assert len(ds) == 8 and ds.has_gt and not ds.has_lq
     sources = (demo_dir() / "SOURCES.md").read_text(encoding="utf-8")
     assert "non-commercial" in sources
     for sample in ds:
@@ -45,7 +45,7 @@ def test_demo_has_six_gt_faces_with_licences():
         assert sample.lq is None
         assert f"{sample.id}.png" in sources
     info = ds.describe()
-    assert info["images"] == 6 and "non-commercial" in info["licence"]
+    assert info["images"] == 8 and "non-commercial" in info["licence"]
 
 
 def test_demo_lq_is_lq_only_and_restore_paths_unchanged():
@@ -321,7 +321,7 @@ def test_cli_datasets_list_json(tmp_path, monkeypatch):
     result = CliRunner().invoke(_cli_app(), ["datasets", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json.loads(result.stdout)}
-    assert rows["demo"]["available"] is True and rows["demo"]["images"] == 6
+    assert rows["demo"]["available"] is True and rows["demo"]["images"] == 8
     assert rows["demo-lq"]["images"] == 4
     assert rows["celeba-test"]["available"] is False and "CFBENCH_DATA" in rows["celeba-test"]["reason"]
     assert {"folder:PATH", "hf:NAME[:split]"} <= set(rows)

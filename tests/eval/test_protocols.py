@@ -101,7 +101,7 @@ def test_no_demo_setting_reaches_a_named_run(celeba_root, tmp_path):
     demo = load_sweep_config()
     assert (demo.protocol, demo.limit, demo.severity, demo.checkpoints, demo.metrics) == (
         "demo",
-        3,
+        4,
         "0,2",
         ("auto",),
         None,
@@ -180,8 +180,8 @@ def test_celeba_test_skip_missing_evaluates_every_pair_from_the_released_lq(cele
 def test_a_folder_dataset_gives_every_face_at_every_w_and_severity(tmp_path):
     folder = tmp_path / "faces"
     shutil.copytree(DEMO_GT, folder)
-    (folder / sorted(p.name for p in folder.iterdir())[0]).unlink()
-    (folder / sorted(p.name for p in folder.iterdir())[0]).unlink()
+    for path in sorted(folder.iterdir())[:4]:  # keep 4 of the 8 demo faces
+        path.unlink()
     args = ["eval", "--dataset", f"folder:{folder}", "--w", "0:1:0.5", "--checkpoint", "codeformer_tiny"]
     assert main([*args, "--metrics", "psnr", "--run-dir", str(tmp_path / "run")]) == 0
     rows = pd.read_parquet(tmp_path / "run" / "results.parquet")
@@ -260,9 +260,9 @@ def test_real_lq_sets_read_lq_or_the_folder_itself(tmp_path, monkeypatch):
         get_dataset("wider-test")
     shutil.copytree(DEMO_GT, tmp_path / "wider-test")
     ds = get_dataset("wider-test")
-    assert len(ds) == 6 and ds.has_lq and not ds.has_gt
+    assert len(ds) == 8 and ds.has_lq and not ds.has_gt
     shutil.copytree(DEMO_GT, tmp_path / "lfw-test" / "lq")
-    assert len(get_dataset("lfw-test")) == 6
+    assert len(get_dataset("lfw-test")) == 8
 
 
 # --- weights status / fetch --for ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
     assert all(torch.equal(v, expected[k]) for k, v in load_checkpoint(out).state_dict().items())
     on_disk = yaml.safe_load((tmp_path / "tiny.card.yaml").read_text())
     assert on_disk == card and {k: v for k, v in card.items() if k != "file_mb"} == json.loads(meta[CARD_KEY])
-    assert card["data"]["heldout"] == HELD_OUT and card["data"]["train_images"] == 4
+    assert card["data"]["heldout"] == HELD_OUT and card["data"]["train_images"] == 6
     assert [s["steps"] for s in card["stages"].values()] == [2, 2, 2]
     assert card["stages"]["stage2"]["frozen"] == ["quantize", "generator"]
     assert all(s["perceptual"] == "none" for s in card["stages"].values())
@@ -59,6 +59,22 @@ def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
     log = (tmp_path / "tiny.train_log.csv").read_text().splitlines()
     assert log[0].startswith("stage,step,lr,loss") and len(log) == 1 + 6
     assert [line.split(",")[0] for line in log[1:]] == ["stage1"] * 2 + ["stage2"] * 2 + ["stage3"] * 2
+
+
+def test_card_metrics_remeasures_the_exported_card_and_checks_the_targets(tiny_run, tmp_path):
+    from cfbench.train.card_metrics import measure, targets
+
+    root, config = tiny_run
+    out = tmp_path / "tiny.safetensors"
+    card = export(root, config, out)
+    got = measure(out, config)
+    assert got["adain"] is True
+    assert {p: got[p] for p in EVAL_PRESETS} == {p: card["heldout_eval"][p] for p in EVAL_PRESETS}
+    assert set(got["targets"]) == set(EVAL_PRESETS)
+    row = {"lq": {"psnr": 24.5, "chroma_corr": 0.94}, "w=1": {"psnr": 24.5, "chroma_corr": 0.899}}
+    assert targets({"p": row}) == {"p": {"psnr_w1_ge_lq": True, "chroma_w1_ge_target": False}}
+    row["w=1"] = {"psnr": 24.49, "chroma_corr": 0.9}
+    assert targets({"p": row}) == {"p": {"psnr_w1_ge_lq": False, "chroma_w1_ge_target": True}}
 
 
 def test_export_names_the_missing_stage(tiny_run, tmp_path):
@@ -82,9 +98,10 @@ def test_bundled_checkpoint_is_the_card_it_ships_with():
     assert abs(card["file_mb"] - path.stat().st_size / 1e6) < 0.01
     assert all(s["perceptual"] == "none" for s in card["stages"].values())
     assert [s["steps"] for s in card["stages"].values()] == [1400, 250, 220]
-    # the demo's GT faces are held out (the default eval scores faces the model never saw)
+    # the demo's GT faces are held out (the default eval scores faces the model never saw); the side faces (aflw_*)
+    # come from the shared side folder, which the model never trained on
     demo_gt = {p.stem for p in path.parents[1].joinpath("cfbench", "data", "demo", "gt").glob("*.png")}
-    assert demo_gt <= {n.rsplit(".", 1)[0] for n in card["data"]["heldout"]}
+    assert {s for s in demo_gt if not s.startswith("aflw_")} <= {n.rsplit(".", 1)[0] for n in card["data"]["heldout"]}
     log = path.with_name("codeformer_tiny.train_log.csv").read_text().splitlines()
     assert len(log) == 1 + 1400 + 250 + 220
     net = load_checkpoint(path)
