@@ -51,7 +51,7 @@ def eval_command(
     adain: bool | None = typer.Option(None, "--adain/--no-adain", help="Colour AdaIN of the official inference."),
     run_dir: str | None = typer.Option(None, help="Run directory (resumed if it holds this run). Default: derived."),
     batch_size: str | None = typer.Option(
-        None, help="Faces per forward pass, or auto (the largest that fits the GPU; 4 on the CPU)."
+        None, help="Faces per forward pass, or auto (default: the largest that fits the GPU; 1 on the CPU)."
     ),
     part_size: int | None = typer.Option(None, min=1, help="Faces per stored part (the resume granularity)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),

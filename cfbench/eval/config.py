@@ -46,7 +46,8 @@ class SweepConfig:
     limit: int | None = None
     seed: int = 0
     part_size: int = 16  # faces per stored part: the resume granularity (changing it needs a new run dir)
-    batch_size: int | str = 4  # faces per forward pass, or "auto" (the largest that fits, measured once per run)
+    # faces per forward pass, or "auto": the largest that fits a GPU (measured once per run), 1 on the CPU
+    batch_size: int | str = "auto"
     device: str = "auto"
     precision: str = "fp32"  # the model's autocast precision (fp32, bf16, fp16); metrics keep their own
     workers: int = 0  # threads that load and degrade faces ahead of the model (0: in the main thread)

@@ -22,7 +22,10 @@ from cfbench.eval.timing import DEGRADE, LOAD, StageTimes
 T = TypeVar("T")
 R = TypeVar("R")
 
-CPU_BATCH = 4  # --batch-size auto on the CPU: larger batches do not make CPU kernels faster, only use memory
+# --batch-size auto on the CPU: batching does not make CPU kernels faster, and larger decode batches fall out of
+# cache (the bundled model on 2 cores: 0.68 s per face at batch 1, 0.83 s at batch 4; `cfbench bench eval` 22 s
+# at batch 4, 17 s at batch 1)
+CPU_BATCH = 1
 MAX_AUTO_BATCH = 256  # the probe of --batch-size auto stops here
 AUTO_MEMORY_SHARE = 0.6  # the model may take this share of the GPU memory; the rest is for metrics and prefetch
 GT_BATCH = 32  # the GT side's most faces per call: its networks run once per face, with no out-of-memory retry
