@@ -314,8 +314,8 @@ class FidelityWeightSweep:
                 return net.decode(state, [0.5], batch)
 
         batch = probe_batch_size(encode, decode, self.device)
-        how = "the largest that fits, measured" if self.cuda else "a fixed value on the CPU (no memory to probe)"
-        self.log(f"--batch-size auto: {batch} faces per forward pass ({how})")
+        how = "the largest that fits, measured" if self.cuda else "on the CPU, where larger batches are slower per face"
+        self.log(f"--batch-size auto: {batch} face(s) per forward pass ({how})")
         return batch
 
     def _refuse_other_metrics(self, store: RunStore) -> None:
