@@ -17,6 +17,7 @@ from cfbench.eval.pipeline import CPU_BATCH, Ahead, Behind, halve_on_oom, larges
 from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.timing import StageTimes, summary_line, timings_record
 from cfbench.precision import autocast
+from tests.eval.sweeps import sweep_config
 
 DEMO_GT = Path(__file__).resolve().parents[2] / "cfbench" / "data" / "demo" / "gt"
 STAGES = {"load", "degrade", "encode", "decode", "psnr", "ssim", "write", "total"}
@@ -33,18 +34,7 @@ def faces(tmp_path_factory):
 
 
 def config(root, run_dir, **kw):
-    base = dict(
-        dataset=f"folder:{root}",
-        w="0,1",
-        severity="2",
-        checkpoints=("codeformer_tiny",),
-        metrics="psnr,ssim",
-        run_dir=str(run_dir),
-        device="cpu",
-        batch_size=2,
-        part_size=1,
-    )
-    return load_sweep_config(None, **{**base, **kw})
+    return sweep_config(root, run_dir, **{"part_size": 1, **kw})
 
 
 def results(run_dir) -> pd.DataFrame:

@@ -19,12 +19,12 @@ from safetensors.torch import load_file, save_file
 from cfbench.cli import main
 from cfbench.data.faces import FileSource, load_face, resize_cache_path
 from cfbench.errors import BadInputError
-from cfbench.eval.config import load_sweep_config
 from cfbench.eval.pins import Input, compare
 from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.store import RunDirLockedError, RunLock, RunStore, StoreError, check_unlocked
 from cfbench.hashing import sha256_bytes
 from cfbench.metrics.cache import FeatureCache, GtSideEntry, restore_entries, store_entries
+from tests.eval.sweeps import sweep_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "metrics"
 TINY = Path(__file__).resolve().parents[2] / "cfbench" / "weights_bundled" / "codeformer_tiny.safetensors"
@@ -42,18 +42,9 @@ def faces(tmp_path):
 
 def run(root, run_dir, logs=None, rehash=False, **kw):
     """A 2-face sweep at one w, one face per part, into `run_dir`; returns its results (model time dropped)."""
-    base = dict(
-        dataset=f"folder:{root}",
-        w="0",
-        severity="2",
-        checkpoints=("codeformer_tiny",),
-        metrics="psnr",
-        run_dir=str(run_dir),
-        device="cpu",
-        part_size=1,
-    )
     log = logs.append if logs is not None else (lambda _: None)
-    FidelityWeightSweep(load_sweep_config(None, **{**base, **kw}), log=log).run(rehash=rehash)
+    config = sweep_config(root, run_dir, **{"w": "0", "metrics": "psnr", "part_size": 1, **kw})
+    FidelityWeightSweep(config, log=log).run(rehash=rehash)
     return pd.read_parquet(Path(run_dir) / "results.parquet").drop(columns=["model_ms_per_face"])
 
 

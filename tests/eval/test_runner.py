@@ -22,6 +22,7 @@ from cfbench.eval.runner import FidelityWeightSweep, quantize
 from cfbench.eval.store.schema import NON_METRIC_COLUMNS
 from cfbench.metrics.psnr_ssim import PSNR
 from cfbench.restoration import load_restorer, restore_batch
+from tests.eval.sweeps import sweep_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "metrics"
 
@@ -34,20 +35,6 @@ def three_faces(tmp_path):
     for p in sorted((FIXTURES / "gt").glob("*.png"))[:3]:
         shutil.copy(p, root / "gt" / p.name)
     return root
-
-
-def sweep_config(root, run_dir, **kw):
-    base = dict(
-        dataset=f"folder:{root}",
-        w="0,1",
-        severity="2",
-        checkpoints=("codeformer_tiny",),
-        metrics="psnr,ssim",
-        run_dir=str(run_dir),
-        device="cpu",
-        batch_size=2,
-    )
-    return load_sweep_config(None, **{**base, **kw})
 
 
 @pytest.mark.slow
