@@ -73,7 +73,8 @@ def measure_w_sensitivity(sweep: FidelityWeightSweep) -> WSensitivity | None:
     data = with_severity(sweep.dataset, severity, seed=config.seed)
     lq = torch.stack([data.load(i).lq for i in sweep.indices[:FACES]]).to(sweep.device)
     with torch.inference_mode():
-        out = quantize(restorer.decode(restorer.encode(lq), [lo, hi], config.batch_size))
+        # the sweep's batch size, as `--batch-size auto` resolved it when the sweep ran
+        out = quantize(restorer.decode(restorer.encode(lq), [lo, hi], max(1, sweep.batch_size)))
     n = len(lq)
     diff = float((out[n:] - out[:n]).abs().mean()) * 255
     return WSensitivity(lo, hi, str(severity), n, diff)

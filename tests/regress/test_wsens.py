@@ -44,3 +44,27 @@ def test_parse_round_trip_and_errors():
         parse_w_sensitivity({"w_low": 0}, "b.json")
     with pytest.raises(BadInputError, match="non-numeric"):
         parse_w_sensitivity({**sens(1).to_dict(), "mean_abs_diff": "x"}, "b.json")
+
+
+def test_measured_with_the_default_auto_batch_size(tmp_path):
+    """The measurement decodes at the sweep's resolved batch size: `--batch-size auto` (the default) is text in the
+    config and broke it."""
+    from cfbench.eval.config import load_sweep_config
+    from cfbench.eval.runner import FidelityWeightSweep
+    from cfbench.regress.wsens import measure_w_sensitivity
+
+    config = load_sweep_config(
+        None,
+        dataset="demo",
+        limit=1,
+        w="0,1",
+        severity="2",
+        checkpoints=("codeformer_tiny",),
+        metrics="psnr",
+        device="cpu",
+        run_dir=str(tmp_path / "run"),
+    )
+    assert config.batch_size == "auto"
+    measured = measure_w_sensitivity(FidelityWeightSweep(config, log=lambda _: None))
+    assert (measured.w_low, measured.w_high, measured.faces) == (0.0, 1.0, 1)
+    assert measured.mean_abs_diff > FLOOR  # the bundled model's output depends on w
