@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from cfbench.eval.config import SweepConfig, load_sweep_config
+
+GT_FACES = Path(__file__).resolve().parents[1] / "data" / "metrics" / "gt"
+
+
+def face_folder(tmp_path: Path, n: int) -> Path:
+    """A folder dataset (`<tmp_path>/faces/gt`) with the first `n` of the real GT test faces."""
+    root = tmp_path / "faces"
+    (root / "gt").mkdir(parents=True)
+    for p in sorted(GT_FACES.glob("*.png"))[:n]:
+        shutil.copy(p, root / "gt" / p.name)
+    return root
 
 
 def sweep_config(root: Any, run_dir: Any, **kw: Any) -> SweepConfig:

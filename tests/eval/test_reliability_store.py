@@ -24,7 +24,7 @@ from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.store import RunDirLockedError, RunLock, RunStore, StoreError, check_unlocked
 from cfbench.hashing import sha256_bytes
 from cfbench.metrics.cache import FeatureCache, GtSideEntry, restore_entries, store_entries
-from tests.eval.sweeps import sweep_config
+from tests.eval.sweeps import face_folder, sweep_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "metrics"
 TINY = Path(__file__).resolve().parents[2] / "cfbench" / "weights_bundled" / "codeformer_tiny.safetensors"
@@ -33,11 +33,7 @@ TINY = Path(__file__).resolve().parents[2] / "cfbench" / "weights_bundled" / "co
 @pytest.fixture
 def faces(tmp_path):
     """A folder dataset with 2 of the real GT faces."""
-    root = tmp_path / "faces"
-    (root / "gt").mkdir(parents=True)
-    for p in sorted((FIXTURES / "gt").glob("*.png"))[:2]:
-        shutil.copy(p, root / "gt" / p.name)
-    return root
+    return face_folder(tmp_path, 2)
 
 
 def run(root, run_dir, logs=None, rehash=False, **kw):

@@ -2,12 +2,10 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,19 +20,13 @@ from cfbench.eval.runner import FidelityWeightSweep, quantize
 from cfbench.eval.store.schema import NON_METRIC_COLUMNS
 from cfbench.metrics.psnr_ssim import PSNR
 from cfbench.restoration import load_restorer, restore_batch
-from tests.eval.sweeps import sweep_config
-
-FIXTURES = Path(__file__).resolve().parents[1] / "data" / "metrics"
+from tests.eval.sweeps import face_folder, sweep_config
 
 
 @pytest.fixture
 def three_faces(tmp_path):
     """A folder dataset with 3 of the real GT faces."""
-    root = tmp_path / "faces"
-    (root / "gt").mkdir(parents=True)
-    for p in sorted((FIXTURES / "gt").glob("*.png"))[:3]:
-        shutil.copy(p, root / "gt" / p.name)
-    return root
+    return face_folder(tmp_path, 3)
 
 
 @pytest.mark.slow
