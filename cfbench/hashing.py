@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
@@ -16,6 +17,15 @@ import numpy as np
 def sha256_bytes(data: bytes) -> str:
     """The sha256 hex digest of `data`."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file's bytes, read in 1 MiB blocks (weights files are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def content_hash(chunks: Iterable[bytes]) -> str:

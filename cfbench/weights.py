@@ -15,7 +15,6 @@ torch hub already downloaded (`$TORCH_HOME/hub/checkpoints/`) are used where the
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.client
 import importlib.util
 import os
@@ -29,6 +28,7 @@ import torch
 
 from cfbench.atomic import atomic_path
 from cfbench.errors import CfbenchError, HashMismatchError, MissingWeightsError
+from cfbench.hashing import sha256_path
 from cfbench.weights_table import WEIGHTS, WeightsFile
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights_bundled"
@@ -88,11 +88,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_path(path)
 
 
 def hash_matches(name: str, digest: str) -> bool | None:

@@ -15,7 +15,6 @@ changed metric weights or when images were added or removed), so that they are r
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from cfbench.eval.requirements import metric_options
 from cfbench.eval.store import PartKey, RunStore
 from cfbench.eval.store.manifest import write_manifest
 from cfbench.eval.store.schema import INPUTS
-from cfbench.hashing import sha256_bytes
+from cfbench.hashing import sha256_bytes, sha256_path
 from cfbench.restoration import resolve_checkpoint
 
 Record = dict[str, Any]  # {"path": str | None, "size": int | None, "mtime_ns": int | None, "sha256": str}
@@ -76,14 +75,7 @@ def _file_record(path: Path, rehash: bool) -> Record:
     """The pin of a file; hashed once per process while its size and mtime stay (provenance hashes checkpoints
     and weights too), or read again with `rehash`."""
     st = os.stat(path)
-    if rehash:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
-        sha = digest.hexdigest()
-    else:
-        sha = weights.sha256_file(path)
+    sha = sha256_path(path) if rehash else weights.sha256_file(path)
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
 
 

@@ -33,7 +33,7 @@ from cfbench.eval.store.schema import (
     OUTPUTS,
     RESULTS,
 )
-from cfbench.hashing import sha256_bytes
+from cfbench.hashing import sha256_path
 from cfbench.metrics.base import FeatureStatistics
 
 
@@ -245,7 +245,7 @@ def finalize(
 
 
 def file_digest(path: Path) -> str:
-    return sha256_bytes(path.read_bytes())
+    return sha256_path(path)
 
 
 def check_outputs(run_dir: Path, manifest: Mapping[str, Any]) -> None:
