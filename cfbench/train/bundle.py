@@ -30,9 +30,12 @@ from cfbench.atomic import atomic_path, atomic_write_bytes
 from cfbench.data.faces import resize_face
 from cfbench.errors import BadInputError
 from cfbench.imageio import read_image
+from cfbench.metrics.niqe import MIN_SIZE as NIQE_MIN_SIZE
 from cfbench.metrics.psnr_ssim import PSNR, SSIM
+from cfbench.metrics.registry import get_metric
 from cfbench.models import load_checkpoint, save_checkpoint
 from cfbench.restoration import restore_batch
+from cfbench.train.card_targets import TRADEOFF_SHAPE, targets, w_tradeoff
 from cfbench.train.config import STAGE_NAMES, TrainConfig, load_config
 from cfbench.train.dataset import Degrader, resolve_folder
 
@@ -43,8 +46,8 @@ PURPOSE = (
     "A demo model, not a restoration model of research quality: it exists so that `cfbench restore`, the default "
     "`cfbench eval`, the regression gate and the tests run offline on a real trained CodeFormer. Its numbers say "
     "nothing about CodeFormer; use the official codeformer.pth for any real evaluation. heldout_eval shows what it "
-    "does: its restorations are blurrier than the LQ input (lower PSNR) and lose most colour (chroma_corr), already "
-    "in the stage-I reconstruction of HQ faces."
+    "does on faces it never saw; verdicts says whether restoring at w = 1 keeps the LQ's PSNR and the GT's colours "
+    "(targets) and whether its w trade-off has CodeFormer's shape (w_tradeoff)."
 )
 DEPARTURES = (
     "a small variant (see arch) instead of the official 512-channel-top CodeFormer",
@@ -114,14 +117,18 @@ def chroma_correlation(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return corr.mean(1)
 
 
-def image_scores(x: torch.Tensor, hq: torch.Tensor) -> dict[str, float]:
-    """Means over the batch of PSNR (dB), SSIM (RGB, 8-bit, whole image) and `chroma_correlation` to `hq`."""
+def image_scores(x: torch.Tensor, hq: torch.Tensor, extra: dict[str, Any] | None = None) -> dict[str, float]:
+    """Means over the batch of PSNR (dB), SSIM (RGB, 8-bit, whole image) and `chroma_correlation` to `hq`, then of
+    each metric object of `extra` (column name -> built metric; NaN values, e.g. no face found, left out)."""
     x = x.clamp(0, 1).mul(255).round().div(255)
-    return {
+    out = {
         "psnr": round(PSNR().compute(x, hq).mean().item(), 2),
         "ssim": round(SSIM().compute(x, hq).mean().item(), 4),
         "chroma_corr": round(chroma_correlation(x, hq).mean().item(), 3),
     }
+    for name, metric in (extra or {}).items():
+        out[name] = round(torch.nanmean(metric.compute(x, hq).double()).item(), 4)
+    return out
 
 
 def heldout_faces(paths: list[Path], size: int) -> torch.Tensor:
@@ -132,18 +139,23 @@ def heldout_faces(paths: list[Path], size: int) -> torch.Tensor:
 @torch.inference_mode()
 def heldout_numbers(net: nn.Module, paths: list[Path], seed: int, adain: bool = True) -> dict[str, Any]:
     """`image_scores` over the held-out faces (at the model's size), per LQ preset: the LQ input and the
-    restorations at each w of EVAL_WS (transformer lookup; AdaIN on by default, what `cfbench restore` does). Per-face
-    LQ seeds are `degradations.derive_seed(seed, "heldout", file name)`."""
+    restorations at each w of EVAL_WS (transformer lookup; AdaIN on by default, what `cfbench restore` does), with
+    the metrics of the w trade-off (`card_targets.TRADEOFF_SHAPE`) for models of at least NIQE's minimum size (the
+    test suite's 64-pixel models get the first three only). Per-face LQ seeds are
+    `degradations.derive_seed(seed, "heldout", file name)`."""
     from degradations import derive_seed
 
     net = net.eval()
     hq = heldout_faces(paths, net.config.img_size)
+    sized = net.config.img_size >= NIQE_MIN_SIZE
+    extra = {name: get_metric(name).build("cpu") for name in TRADEOFF_SHAPE} if sized else {}
     out: dict[str, Any] = {}
     for preset in EVAL_PRESETS:
         lq = Degrader(preset).with_seeds(hq, [derive_seed(seed, "heldout", p.name) for p in paths])
-        row: dict[str, Any] = {"lq": image_scores(lq, hq)}
+        row: dict[str, Any] = {"lq": image_scores(lq, hq, extra)}
         for w in EVAL_WS:
-            row[f"w={w:g}"] = image_scores(torch.cat([restore_batch(net, x[None], w, adain=adain) for x in lq]), hq)
+            restored = torch.cat([restore_batch(net, x[None], w, adain=adain) for x in lq])
+            row[f"w={w:g}"] = image_scores(restored, hq, extra)
         out[preset] = row
     return out
 
@@ -181,6 +193,7 @@ def stage_summary(run: Path, stage: str) -> dict[str, Any]:
 def build_card(run: Path, config: Path, cfg: TrainConfig, net: nn.Module, heldout: dict[str, Any]) -> dict:
     """The model card of the run trained with `config` (`cfg`: its stage-III config) and exported as `net`."""
     stages = {s: stage_summary(run, s) for s in STAGE_NAMES}
+    presets = {p: heldout[p] for p in EVAL_PRESETS}
     s1 = yaml.safe_load((run / "stage1" / "stage1.card.yaml").read_text())
     return {
         "name": "codeformer_tiny (cfbench bundled demo checkpoint)",
@@ -214,9 +227,11 @@ def build_card(run: Path, config: Path, cfg: TrainConfig, net: nn.Module, heldou
             "protocol": "mean over the held-out faces; PSNR dB / SSIM on RGB, 8-bit, whole 512 face; chroma_corr: "
             "correlation of the Cb/Cr channels with the GT's (1 = the GT's colours, ~0 = one tint); LQ from each "
             "degradations preset with seeds derive_seed(seed, 'heldout', file name); restored with the transformer "
-            "lookup and AdaIN",
+            "lookup and AdaIN; identity_cos[dlib], lmd[dlib] and niqe are cfbench's metrics of those names, means "
+            "over the faces dlib finds",
             **heldout,
         },
+        "verdicts": {"targets": targets(presets), "w_tradeoff": w_tradeoff(presets)},
     }
 
 

@@ -6,7 +6,8 @@
 Prints, as YAML, `cfbench.train.bundle.heldout_numbers` of CHECKPOINT (default: the bundled codeformer_tiny) on the
 held-out faces of the config (its data.exclude, read from its data.folder): PSNR / SSIM / chroma correlation of the
 LQ input and of the restorations at w = 0, 0.5, 1 for each card preset, plus `targets`: whether at w = 1 the restored
-PSNR reaches the LQ's own PSNR and the chroma correlation reaches CHROMA_TARGET. `--no-adain` restores without the
+PSNR reaches the LQ's own PSNR and the chroma correlation reaches CHROMA_TARGET, and `w_tradeoff`: the best w of
+identity, LMD and NIQE (`cfbench.train.card_targets`). `--no-adain` restores without the
 AdaIN step (a diagnosis: how much of the result the feature statistics transfer carries).
 """
 
@@ -20,24 +21,12 @@ import yaml
 
 from cfbench.models import load_checkpoint
 from cfbench.train.bundle import heldout_numbers
+from cfbench.train.card_targets import targets, w_tradeoff
 from cfbench.train.config import load_config
 from cfbench.train.dataset import resolve_folder
 from cfbench.weights import weights_path
 
-CHROMA_TARGET = 0.9
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train" / "codeformer_tiny.yaml"
-
-
-def targets(heldout: dict[str, Any]) -> dict[str, dict[str, bool]]:
-    """Per preset of `heldout` (as `heldout_numbers` returns it): `psnr_w1_ge_lq` (restoring at w = 1 does not
-    lower the PSNR below the LQ's) and `chroma_w1_ge_target` (chroma correlation at w = 1 >= CHROMA_TARGET)."""
-    return {
-        preset: {
-            "psnr_w1_ge_lq": row["w=1"]["psnr"] >= row["lq"]["psnr"],
-            "chroma_w1_ge_target": row["w=1"]["chroma_corr"] >= CHROMA_TARGET,
-        }
-        for preset, row in heldout.items()
-    }
 
 
 def measure(checkpoint: str | Path, config: Path = DEFAULT_CONFIG, adain: bool = True) -> dict[str, Any]:
@@ -46,7 +35,13 @@ def measure(checkpoint: str | Path, config: Path = DEFAULT_CONFIG, adain: bool =
     folder = resolve_folder(cfg.data.folder)
     path = Path(checkpoint) if Path(checkpoint).is_file() else weights_path(str(checkpoint))
     heldout = heldout_numbers(load_checkpoint(path), [folder / n for n in cfg.data.exclude], cfg.run.seed, adain)
-    return {"checkpoint": str(path), "adain": adain, **heldout, "targets": targets(heldout)}
+    return {
+        "checkpoint": str(path),
+        "adain": adain,
+        **heldout,
+        "targets": targets(heldout),
+        "w_tradeoff": w_tradeoff(heldout),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

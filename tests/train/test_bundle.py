@@ -54,6 +54,7 @@ def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
     for preset in EVAL_PRESETS:
         row = card["heldout_eval"][preset]
         assert set(row) == {"lq", "w=0", "w=0.5", "w=1"} and all(0 < v["psnr"] < 60 for v in row.values())
+        assert all(set(v) == {"psnr", "ssim", "chroma_corr"} for v in row.values())  # 64 px: below NIQE's minimum
         assert all(-1 <= v["chroma_corr"] <= 1 for v in row.values())
     assert set(card["heldout_eval"]["stage1_reconstruction_of_hq"]) == {"psnr", "ssim", "chroma_corr"}
     log = (tmp_path / "tiny.train_log.csv").read_text().splitlines()
@@ -62,7 +63,8 @@ def test_export_writes_float16_weights_card_and_log(tiny_run, tmp_path):
 
 
 def test_card_metrics_remeasures_the_exported_card_and_checks_the_targets(tiny_run, tmp_path):
-    from cfbench.train.card_metrics import measure, targets
+    from cfbench.train.card_metrics import measure
+    from cfbench.train.card_targets import targets
 
     root, config = tiny_run
     out = tmp_path / "tiny.safetensors"
@@ -70,11 +72,53 @@ def test_card_metrics_remeasures_the_exported_card_and_checks_the_targets(tiny_r
     got = measure(out, config)
     assert got["adain"] is True
     assert {p: got[p] for p in EVAL_PRESETS} == {p: card["heldout_eval"][p] for p in EVAL_PRESETS}
-    assert set(got["targets"]) == set(EVAL_PRESETS)
+    assert got["targets"] == card["verdicts"]["targets"] and set(got["targets"]) == set(EVAL_PRESETS)
+    assert got["w_tradeoff"] == card["verdicts"]["w_tradeoff"]
     row = {"lq": {"psnr": 24.5, "chroma_corr": 0.94}, "w=1": {"psnr": 24.5, "chroma_corr": 0.899}}
     assert targets({"p": row}) == {"p": {"psnr_w1_ge_lq": True, "chroma_w1_ge_target": False}}
     row["w=1"] = {"psnr": 24.49, "chroma_corr": 0.9}
     assert targets({"p": row}) == {"p": {"psnr_w1_ge_lq": False, "chroma_w1_ge_target": True}}
+
+
+def test_heldout_numbers_of_a_512_model_carry_the_tradeoff_metrics():
+    from cfbench.data.demo import demo_dir
+    from cfbench.models import build_model
+    from cfbench.train.bundle import heldout_numbers
+
+    torch.manual_seed(0)
+    got = heldout_numbers(build_model("codeformer_tiny"), [demo_dir() / "gt" / "celebahq_015248.png"], seed=0)
+    assert set(got) == set(EVAL_PRESETS)
+    for row in got.values():
+        assert set(row) == {"lq", "w=0", "w=0.5", "w=1"}
+        keys = {"psnr", "ssim", "chroma_corr", "identity_cos[dlib]", "lmd[dlib]", "niqe"}
+        assert all(set(v) == keys for v in row.values())
+        # dlib finds the face in the LQ; an untrained model's outputs have none (NaN), and their NIQE is a number
+        assert 0 < row["lq"]["identity_cos[dlib]"] <= 1 and row["lq"]["lmd[dlib]"] >= 0
+        assert all(math.isfinite(v["niqe"]) for v in row.values())
+
+
+def test_w_tradeoff_reports_where_each_metric_is_best_and_whether_that_is_codeformers_shape():
+    from cfbench.train.card_targets import w_tradeoff
+
+    def row(ident: list[float], lmd: list[float], niqe: list[float]) -> dict:
+        cols = list(zip(ident, lmd, niqe, strict=True))
+        ws = {
+            f"w={w:g}": {"identity_cos[dlib]": i, "lmd[dlib]": m, "niqe": n}
+            for w, (i, m, n) in zip((0, 0.5, 1), cols, strict=True)
+        }
+        return {"lq": {"identity_cos[dlib]": 0.99, "lmd[dlib]": 0.1, "niqe": 9.0}, **ws}
+
+    codeformer = row([0.90, 0.93, 0.95], [3.0, 2.5, 2.0], [4.0, 4.5, 5.0])
+    reversed_quality = row([0.90, 0.93, 0.95], [3.0, 2.5, 2.0], [5.0, 4.5, 4.0])
+    got = w_tradeoff({"a": codeformer, "b": reversed_quality})
+    assert got["a"] == {"best_w": {"identity_cos[dlib]": 1.0, "lmd[dlib]": 1.0, "niqe": 0.0}, "codeformer_shape": True}
+    assert got["b"]["best_w"]["niqe"] == 1.0 and got["b"]["codeformer_shape"] is False
+    # the LQ row is not a w and never the best one
+    assert w_tradeoff({"c": {"lq": {"niqe": 0.1}, "w=0": {"niqe": 3.0}}})["c"]["best_w"] == {"niqe": 0.0}
+    assert w_tradeoff({"d": {"lq": {"psnr": 20.0}, "w=1": {"psnr": 21.0}}})["d"] == {
+        "best_w": {},
+        "codeformer_shape": False,
+    }
 
 
 def test_export_names_the_missing_stage(tiny_run, tmp_path):
