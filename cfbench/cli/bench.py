@@ -87,9 +87,9 @@ def eval_command(
     severity: str = typer.Option("2", help="One severity."),
     checkpoint: str = typer.Option("auto", help="Weights name or file (auto: official if installed, else tiny)."),
     metrics: str | None = typer.Option(None, help="Comma-separated metrics (default: every available one)."),
-    batch_size: str = typer.Option("4", help="The sweep's faces per forward pass, or auto."),
+    batch_size: str = typer.Option("auto", help="The sweep's faces per forward pass, or auto (as cfbench eval)."),
     precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (both pipelines)."),
-    workers: int = typer.Option(0, min=0, help="The sweep's loading threads."),
+    workers: str = typer.Option("auto", help="The sweep's loading threads, or auto (as cfbench eval)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
 ) -> None:

@@ -58,8 +58,10 @@ def eval_command(
     precision: str | None = typer.Option(
         None, help="Model precision: fp32, bf16 or fp16 (autocast; metrics keep their reference precision)."
     ),
-    workers: int | None = typer.Option(
-        None, min=0, help="Threads loading and degrading faces ahead of the model (0: none; results are the same)."
+    workers: str | None = typer.Option(
+        None,
+        help="Threads loading and degrading faces ahead of the model, or auto (8 on a GPU, 0 on the CPU; the "
+        "results are the same).",
     ),
     limit: int | None = typer.Option(None, min=1, help="Only the first N faces of the dataset."),
     seed: int | None = typer.Option(None, help="Base seed of the synthesized degradations."),

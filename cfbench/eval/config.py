@@ -50,7 +50,9 @@ class SweepConfig:
     batch_size: int | str = "auto"
     device: str = "auto"
     precision: str = "fp32"  # the model's autocast precision (fp32, bf16, fp16); metrics keep their own
-    workers: int = 0  # threads that load and degrade faces ahead of the model (0: in the main thread)
+    # threads that load and degrade faces ahead of the model (0: in the main thread), or "auto": AUTO_WORKERS on a
+    # GPU, 0 on the CPU (where the model already uses every core)
+    workers: int | str = "auto"
     run_dir: str | None = None
     save_images: bool = False
     # also store the nearest-neighbour code of every encoder feature, for the LQ face and for its GT face, beside
@@ -82,7 +84,8 @@ NON_RESULT_KEYS = frozenset(
     {"batch_size", "device", "run_dir", "save_images", "protocol", "skip_missing", "strict", "workers"}
 )
 OPT_IN_KEYS = ("store_nn_codes", "protocol", "skip_missing", "strict", "precision", "workers")
-AUTO_BATCH = "auto"
+AUTO = "auto"
+AUTO_LEAST = {"batch_size": 1, "workers": 0}  # the options that take a count or "auto", and their least count
 _FIELDS = {f.name: f for f in dataclasses.fields(SweepConfig)}
 _LIST_KEYS = ("w", "severity", "metrics")  # text keys that a YAML list may give
 _FLAG_NAMES = {"checkpoints": "--checkpoint"}
@@ -141,14 +144,15 @@ def _checkpoints(value: Any, where: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _batch_size(value: Any, where: str) -> int | str:
-    """A positive number of faces, or "auto" (the CLI gives text)."""
+def _count_or_auto(value: Any, where: str, least: int) -> int | str:
+    """An integer >= `least`, or "auto" (the CLI gives text)."""
     text = value.strip().lower() if isinstance(value, str) else value
     if isinstance(text, str) and text.isdigit():
         text = int(text)
-    if text == AUTO_BATCH or (isinstance(text, int) and not isinstance(text, bool) and text >= 1):
+    if text == AUTO or (isinstance(text, int) and not isinstance(text, bool) and text >= least):
         return text
-    raise BadInputError(f"{where} must be a positive integer or '{AUTO_BATCH}', got {value!r}")
+    kind = "a positive integer" if least else "a non-negative integer"
+    raise BadInputError(f"{where} must be {kind} or '{AUTO}', got {value!r}")
 
 
 def check_options(data: dict[str, Any], origin: Callable[[str], str]) -> dict[str, Any]:
@@ -161,8 +165,8 @@ def check_options(data: dict[str, Any], origin: Callable[[str], str]) -> dict[st
         kind, where = _FIELDS[key].type, origin(key)
         if value is None and "None" in kind:
             continue
-        if key == "batch_size":
-            out[key] = _batch_size(value, where)
+        if key in AUTO_LEAST:
+            out[key] = _count_or_auto(value, where, AUTO_LEAST[key])
         elif kind.startswith("str"):
             out[key] = _text(value, key, where)
         elif kind == "bool" and not isinstance(value, bool):

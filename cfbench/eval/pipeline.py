@@ -9,6 +9,7 @@ runs in the calling thread, one stage after the other.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,7 @@ CPU_BATCH = 1
 MAX_AUTO_BATCH = 256  # the probe of --batch-size auto stops here
 AUTO_MEMORY_SHARE = 0.6  # the model may take this share of the GPU memory; the rest is for metrics and prefetch
 GT_BATCH = 32  # the GT side's most faces per call: its networks run once per face, with no out-of-memory retry
+AUTO_WORKERS = 8  # --workers auto on a GPU: loader threads (fewer on a machine with fewer cores)
 CPU_BACKENDS = ("dlib",)  # metric backends that run on the CPU only: on a GPU run they are scored behind the device
 
 
@@ -149,6 +151,14 @@ def probe_batch_size(
             raise torch.cuda.OutOfMemoryError(f"batch {batch} takes more than {AUTO_MEMORY_SHARE:.0%} of the GPU")
 
     return largest_fitting(fits)
+
+
+def loader_threads(workers: int | str, device: str) -> int:
+    """The loader threads of `--workers` (a count, or "auto": AUTO_WORKERS, at most the machine's cores, on a GPU;
+    0 on the CPU, whose cores the model already uses)."""
+    if workers != "auto":
+        return int(workers)
+    return min(AUTO_WORKERS, os.cpu_count() or 1) if torch.device(device).type != "cpu" else 0
 
 
 def cpu_bound(backend: str, device: str) -> bool:

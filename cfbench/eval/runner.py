@@ -28,7 +28,7 @@ import torch
 from cfbench.data import DegradedDataset, FaceSample, get_dataset
 from cfbench.devices import pick_device
 from cfbench.errors import BadInputError
-from cfbench.eval.config import AUTO_BATCH, NON_RESULT_KEYS, SweepConfig
+from cfbench.eval.config import AUTO, NON_RESULT_KEYS, SweepConfig
 from cfbench.eval.distributed import barrier, init_from_env, local_device
 from cfbench.eval.gt_pose import GT_POSE, GtPoses
 from cfbench.eval.pins import sweep_inputs, verify_inputs
@@ -40,6 +40,7 @@ from cfbench.eval.pipeline import (
     cpu_bound,
     halve_on_oom,
     load_sample,
+    loader_threads,
     probe_batch_size,
 )
 from cfbench.eval.protocols import Protocol, dataset_problems, get_protocol, overrides, protocol_line
@@ -161,7 +162,8 @@ class FidelityWeightSweep:
         check_precision(config.precision)
         self.cuda = torch.device(self.device).type == "cuda"
         self.times = StageTimes(cuda=self.cuda)
-        self.batch_size = 0 if config.batch_size == AUTO_BATCH else int(config.batch_size)  # 0: probed by run()
+        self.batch_size = 0 if config.batch_size == AUTO else int(config.batch_size)  # 0: probed by run()
+        self.workers = loader_threads(config.workers, self.device)
         self.behind_columns = [m.column for m in self.metrics if cpu_bound(m.spec.backend, self.device)]
         note = bottleneck_note(self.behind_columns, self.device)
         if note:
@@ -237,7 +239,7 @@ class FidelityWeightSweep:
             nets[self.checkpoints[0]] = self._load_net(self.checkpoints[0])
             self.batch_size = self._probe_batch_size(nets[self.checkpoints[0]])
         # loading runs up to two parts ahead; the host stages finish up to two parts behind
-        ahead, behind = Ahead(self.config.workers, 2 * self.config.part_size), Behind(self.config.workers > 0)
+        ahead, behind = Ahead(self.workers, 2 * self.config.part_size), Behind(self.workers > 0)
         try:
             if self.rank == 0:
                 store.open(self.config.to_dict(), provenance, ignore_keys=NON_RESULT_KEYS)
@@ -259,7 +261,7 @@ class FidelityWeightSweep:
             distribution = self._distribution_rows(store, gt_stats)
         self.times.add(TOTAL, time.perf_counter() - started)
         peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.cuda else None
-        timings = timings_record(self.times.seconds, restored * len(self.ws), peak)
+        timings = timings_record(self.times.seconds, restored * len(self.ws), peak, self.batch_size, self.workers)
         columns = [m.column for m in self.metrics if isinstance(m.metric, PerImageMetric)]
         extra = {DIRECTIONS: self.directions, SKIPPED_METRICS: self.skipped, TIMINGS: timings}
         store.finalize(distribution, columns, manifest_extra=extra)

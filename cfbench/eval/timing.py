@@ -82,9 +82,12 @@ class StageTimes:
             return dict(self._seconds)
 
 
-def timings_record(seconds: dict[str, float], work: int, peak_memory_mib: float | None) -> dict[str, Any]:
+def timings_record(
+    seconds: dict[str, float], work: int, peak_memory_mib: float | None, batch_size: int = 1, workers: int = 0
+) -> dict[str, Any]:
     """The manifest's `timings`: `seconds` per stage (with `total`), `faces_x_w_per_second` (`work` restorations
-    over the total), `slowest_stage` (of the per-face stages) and `peak_memory_mib` (CUDA; None elsewhere)."""
+    over the total), `slowest_stage` (of the per-face stages), `peak_memory_mib` (CUDA; None elsewhere), and the
+    batch size and loader threads the run used (what `auto` resolved to)."""
     total = seconds.get(TOTAL, 0.0)
     per_face = {k: v for k, v in seconds.items() if k not in ONE_OFF}
     return {
@@ -92,6 +95,8 @@ def timings_record(seconds: dict[str, float], work: int, peak_memory_mib: float 
         "faces_x_w_per_second": work / total if total else 0.0,
         "slowest_stage": max(per_face, key=per_face.__getitem__) if per_face else None,
         "peak_memory_mib": peak_memory_mib,
+        "batch_size": batch_size,
+        "workers": workers,
     }
 
 

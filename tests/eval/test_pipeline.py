@@ -11,9 +11,18 @@ import pytest
 import torch
 
 from cfbench.errors import BadInputError
-from cfbench.eval import runner
+from cfbench.eval import pipeline, runner
 from cfbench.eval.config import SweepConfig, load_sweep_config
-from cfbench.eval.pipeline import CPU_BATCH, Ahead, Behind, halve_on_oom, largest_fitting, probe_batch_size
+from cfbench.eval.pipeline import (
+    AUTO_WORKERS,
+    CPU_BATCH,
+    Ahead,
+    Behind,
+    halve_on_oom,
+    largest_fitting,
+    loader_threads,
+    probe_batch_size,
+)
 from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.timing import StageTimes, summary_line, timings_record
 from cfbench.precision import autocast
@@ -59,6 +68,17 @@ def test_precision_and_workers_enter_the_config_as_the_hash_needs():
         load_sweep_config(None, precision="fp64")
     with pytest.raises(BadInputError, match="--batch-size must be a positive integer or 'auto', got 'big'"):
         load_sweep_config(None, batch_size="big")
+    assert SweepConfig().workers == "auto" and load_sweep_config(None, workers="0").workers == 0
+    with pytest.raises(BadInputError, match="--workers must be a non-negative integer or 'auto', got '-1'"):
+        load_sweep_config(None, workers="-1")
+
+
+def test_auto_workers_are_loader_threads_on_a_gpu_and_none_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
+    assert loader_threads("auto", "cpu") == 0 and loader_threads("auto", "cuda:0") == AUTO_WORKERS
+    assert loader_threads(3, "cpu") == 3 and loader_threads(0, "cuda") == 0
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 4)
+    assert loader_threads("auto", "cuda") == 4
 
 
 def test_fp16_autocast_is_allowed_on_the_cpu():
@@ -141,6 +161,7 @@ def test_two_workers_give_the_same_results_row_for_row(faces, serial_run, tmp_pa
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert STAGES <= set(manifest["timings"]["seconds"]) and manifest["timings"]["peak_memory_mib"] is None
     assert manifest["config"]["workers"] == 2 and result.timings["faces_x_w_per_second"] > 0
+    assert manifest["timings"]["workers"] == 2 and manifest["timings"]["batch_size"] == 2
 
 
 @pytest.mark.slow
