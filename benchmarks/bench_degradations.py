@@ -1,6 +1,6 @@
 """Benchmark and measure the degradation backends (a script, not a test).
 
-    /work/venv/bin/python benchmarks/bench_degradations.py [--images 48] [--sections speed,agreement,severity]
+    python benchmarks/bench_degradations.py [--images 48] [--sections speed,agreement,severity]
 
 speed: faces/s at 512x512 for the ``celeba-test`` preset (sample + apply, no file I/O): the CPU backend with 1
 and 2 worker processes (one thread each), the torch backend on the CPU (all threads) and, when available, on

@@ -1,12 +1,12 @@
 """`cfbench eval` against the naive pipeline, on the same faces, w values and metrics, in one run.
 
-    /work/venv/bin/python benchmarks/bench_eval.py [--dataset demo] [--severity 2] [--faces 4] [--w 0:1:0.25]
+    python benchmarks/bench_eval.py [--dataset demo] [--severity 2] [--faces 4] [--w 0:1:0.25]
         [--metrics psnr,ssim,niqe] [--checkpoint codeformer_tiny] [--batch-size 4] [--device cpu]
         [--seeded-weights] [--threads N] [--json PATH]
 
 The issue's setting, 16 faces and 11 w values (the bundled `demo` set has 8 faces, so use a folder of GT faces):
 
-    /work/venv/bin/python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1
+    python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1
 
 Naive and ours: `cfbench.eval.naive` (the pipelines of `cfbench bench eval`): naive is the official inference script
 once per w (a full forward per face, PNG written) followed by one metric script per metric and w folder (PNG read
@@ -38,7 +38,7 @@ from bench_metrics import host_description, temporary_homes  # noqa: E402  (a si
 BASE_METRICS = ("psnr", "ssim", "niqe")
 OPTIONAL_METRICS = ("lpips[vgg]", "fid")  # included when their weights are present
 FULL_COMMAND = (
-    "/work/venv/bin/python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1"
+    "python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1"
 )
 
 

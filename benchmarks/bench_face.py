@@ -1,7 +1,7 @@
 """Face analysis throughput on the CPU: faces per second for detection, 68 landmarks, the descriptor and head pose
 (dlib backend), each against the raw library call it wraps, plus RetinaFace detection and the GT landmark memo.
 
-    /work/venv/bin/python benchmarks/bench_face.py [--faces 8] [--repeats 3] [--no-retinaface] [--json PATH]
+    python benchmarks/bench_face.py [--faces 8] [--repeats 3] [--no-retinaface] [--json PATH]
 
 Faces: the real aligned 512x512 faces of tests/data/metrics/gt (uint8 RGB, decoded once, not timed), repeated to
 --faces. Every stage is timed over all faces, best of --repeats passes, after one untimed warm-up call. Stages and

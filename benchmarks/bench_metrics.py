@@ -1,6 +1,6 @@
 """Metric throughput at 512x512: cfbench's batched metrics against the reference implementations' per-image APIs.
 
-    /work/venv/bin/python benchmarks/bench_metrics.py [--images 8] [--batch 8] [--device auto|cpu|cuda]
+    python benchmarks/bench_metrics.py [--images 8] [--batch 8] [--device auto|cpu|cuda]
         [--metrics psnr,ssim,psnr[y],lpips[alex],lpips[vgg],niqe,fid] [--pyiqa-python PATH] [--basicsr-src DIR]
         [--repeats 1] [--threads N] [--json PATH]
 

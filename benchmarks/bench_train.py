@@ -1,6 +1,6 @@
 """Training speed per stage: `cfbench train`'s iteration against the bare optimisation step, in one run.
 
-    /work/venv/bin/python benchmarks/bench_train.py [--config cfbench/configs/train/tiny.yaml] [--steps 6] [--repeats 3]
+    python benchmarks/bench_train.py [--config cfbench/configs/train/tiny.yaml] [--steps 6] [--repeats 3]
         [--batch N] [--device cpu|cuda] [--amp auto|bf16|off] [--official] [--json PATH]
 
 Ours: `Trainer.train_step()`, the whole iteration of the loop: the batch of the iteration built from the faces in

@@ -1,6 +1,6 @@
 """Align the side faces of the demo GT set (cfbench/data/demo/gt/aflw_*.png) from the shared large-pose photos.
 
-    python scripts/align_side_faces.py /work/shared/faces/side cfbench/data/demo/gt
+    python scripts/align_side_faces.py ../shared/faces/side cfbench/data/demo/gt
 
 Each photo's centre face is found by the dlib backend (68 landmarks -> five points) and warped to the FFHQ 512
 template by cfbench's own alignment (`cfbench.face.photo.detect_and_align`, `cfbench.face.align.align_face`); the

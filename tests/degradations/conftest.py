@@ -16,7 +16,7 @@ def faces128() -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def faces512() -> tuple[torch.Tensor, str]:
-    """Four 512x512 faces from /work/shared (beside the checkout) if present, else the bundled 3 enlarged."""
+    """Four 512x512 faces from ../shared (beside the checkout) if present, else the bundled 3 enlarged."""
     shared = [SHARED / name for name in SHARED_FACES]
     if all(p.is_file() for p in shared):
         return torch.cat([load_rgb(p, 512) for p in shared]), "shared"

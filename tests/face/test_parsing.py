@@ -251,7 +251,7 @@ def test_cli_parsing_mask_without_weights(dlib_backend, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_whole_photo_with_seeded_parsing_weights(dlib_backend, seeded_state, tmp_path, capsys):
-    """End to end on the whole photo cf_03 (the committed copy of /work/shared/faces/whole/cf_03.jpg) with seeded
+    """End to end on the whole photo cf_03 (the committed copy of ../shared/faces/whole/cf_03.jpg) with seeded
     ParseNet weights in the test's $CFBENCH_HOME, their class bias pushed to 'neck' (not a face class): the face is
     found and restored, but the parsing mask is zero everywhere, so the output is the photo itself, pixel for pixel
     (the soft mask alone changes the face: test_photo_restore.py)."""

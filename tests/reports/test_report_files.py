@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cfbench.cli.report import register
 from cfbench.errors import BadInputError
+from cfbench.hashing import sha256_path
 from reports import build_report, codebook, codebook_nn
 from reports.load import combine, load_run
 
@@ -169,6 +170,7 @@ def test_a_missing_metric_is_marked_absent(tmp_path):
     results = pd.read_parquet(run / "results.parquet").drop(columns=["niqe"])
     results.to_parquet(run / "results.parquet", index=False)
     manifest = json.loads((run / "manifest.json").read_text())
+    manifest["outputs"]["results"]["sha256"] = sha256_path(run / "results.parquet")  # as finalize would record it
     del manifest["directions"]["niqe"]
     manifest["skipped_metrics"] = {"niqe": "weights missing"}
     (run / "manifest.json").write_text(json.dumps(manifest))
@@ -226,6 +228,12 @@ def test_a_corrupted_results_file_is_one_clear_error(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(RUN, run, ignore=shutil.ignore_patterns("images"))
     (run / "results.parquet").write_bytes(b"not parquet")
+    with pytest.raises(BadInputError, match="results.parquet was changed after `cfbench eval` finished"):
+        load_run(run)
+    # a run finished before finalize recorded the outputs' sha256: the file itself is found unreadable
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["outputs"]["results"]["sha256"], manifest["outputs"]["groups"]["sha256"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BadInputError, match="results.parquet is unreadable"):
         load_run(run)
     (run / "results.parquet").unlink()

@@ -7,12 +7,14 @@ restored faces (512x512 PNG, ~140 kB each), and leaves the run dir in tests/data
 fixture under 1 MB, the parts/ folder (reports read only the finalized files), the saved images of severity 0
 and the saved LQ and GT faces are deleted afterwards, so the reports also meet a run whose images are missing
 for some groups and columns; the remaining PNGs are re-saved with PIL's optimize=True (lossless: the same
-pixels, about half the bytes).
+pixels, about half the bytes), and the manifest's paths are made relative to the checkout.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,16 @@ def main() -> None:
     shutil.rmtree(RUN / "images" / "codeformer_tiny" / "severity_2" / "lq", ignore_errors=True)
     shutil.rmtree(RUN / "images" / "gt", ignore_errors=True)
     shrink_pngs(RUN / "images")
+    relative_paths(RUN / "manifest.json")
+
+
+def relative_paths(manifest: Path) -> None:
+    """The manifest's paths relative to the checkout, and `<site-packages>/...` for installed packages' files: no
+    path of the machine that made the fixture is committed."""
+    text = manifest.read_text()
+    for prefix, short in ((HERE.parents[2], ""), (Path(sysconfig.get_paths()["purelib"]), "<site-packages>/")):
+        text = text.replace(json.dumps(f"{prefix}/")[1:-1], short)
+    manifest.write_text(text)
 
 
 def shrink_pngs(folder: Path) -> None:
