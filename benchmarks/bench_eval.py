@@ -37,9 +37,7 @@ from bench_metrics import host_description, temporary_homes  # noqa: E402  (a si
 
 BASE_METRICS = ("psnr", "ssim", "niqe")
 OPTIONAL_METRICS = ("lpips[vgg]", "fid")  # included when their weights are present
-FULL_COMMAND = (
-    "python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1"
-)
+FULL_COMMAND = "python benchmarks/bench_eval.py --dataset folder:../shared/faces/aligned_hq --faces 16 --w 0:1:0.1"
 
 
 def available_metrics() -> list[str]:
