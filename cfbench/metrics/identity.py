@@ -12,6 +12,7 @@ protocols step by step and VQFR's aggregate (`vqfr_deg_mean`): docs/metrics/iden
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from cfbench.metrics.registry import register
 from cfbench.weights import require, sha256_file
 
 BOX_MODES = ("gt", "each")
+GT_DESCRIPTORS_KEPT = 256  # GT descriptors kept by identity_cos[dlib] (128 float64 each)
 _GT_FACE_WIDTH = 5 + 68 * 2  # the memo row of a GT face: box (x1, y1, x2, y2, score), then the 68 (x, y) points
 
 
@@ -88,13 +90,14 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
         from cfbench.face.backends import as_uint8_rgb
 
         for g in gt.cpu():
-            self._gt_face(as_uint8_rgb(g))
+            g8 = as_uint8_rgb(g)
+            self._gt_face(g8, image_digest(g8))
 
-    def _gt_face(self, g8: np.ndarray) -> Any:
-        """The GT face of `g8` (`dlib_gt_face`), from the memo when this image was analysed before."""
+    def _gt_face(self, g8: np.ndarray, digest: str) -> Any:
+        """The GT face of `g8` (`dlib_gt_face`; `digest` its `image_digest`), from the memo when this image was
+        analysed before."""
         from cfbench.face.backends import Face, FaceBox, five_from_68
 
-        digest = image_digest(g8)
         row = self.gt_memo.get(digest)
         if row is None:
             face = dlib_gt_face(self.backend, g8)
@@ -108,13 +111,16 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
         points = row[5:].reshape(68, 2)
         return Face(FaceBox(*(float(v) for v in row[:5])), points, five_from_68(points))
 
-    def _pairs(self, pred: torch.Tensor, gt: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, Any, Any]]:
+    def _pairs(self, pred: torch.Tensor, gt: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, str, Any, Any]]:
+        """Per pair: the 8-bit prediction and GT, the GT's `image_digest`, its face (None: not found) and the box to
+        read the prediction in (None: no face there)."""
         from cfbench.face.backends import as_uint8_rgb
 
         out = []
         for p, g in zip(pred.cpu(), gt.cpu(), strict=True):
             p8, g8 = as_uint8_rgb(p), as_uint8_rgb(g)
-            gface = self._gt_face(g8)
+            digest = image_digest(g8)
+            gface = self._gt_face(g8, digest)
             if gface is None:
                 pface = None
             elif self.boxes == "gt":
@@ -122,7 +128,7 @@ class _DlibPairMetric(CachedGtSide, PerImageMetric):
             else:
                 found = dlib_gt_face(self.backend, p8)
                 pface = found.box if found is not None else None
-            out.append((p8, g8, gface, pface))
+            out.append((p8, g8, digest, gface, pface))
         return out
 
 
@@ -133,15 +139,25 @@ class DlibIdentity(_DlibPairMetric):
         self.family = family
         self.spec = SPECS[family, "dlib"]
         super().__init__(device, boxes)
+        # the last GT descriptors by image digest: a sweep scores each GT face once per w, one after the other
+        self.gt_descriptors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def _gt_descriptor(self, g8: np.ndarray, digest: str, box: Any) -> np.ndarray:
+        found = self.gt_descriptors.get(digest)
+        if found is None:
+            found = self.gt_descriptors[digest] = self.backend.descriptor(g8, box)
+            if len(self.gt_descriptors) > GT_DESCRIPTORS_KEPT:
+                self.gt_descriptors.popitem(last=False)
+        return found
 
     def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         cos = []
-        for p8, g8, gface, pbox in self._pairs(pred, gt):
+        for p8, g8, digest, gface, pbox in self._pairs(pred, gt):
             if gface is None or pbox is None:
                 cos.append(math.nan)
                 self.missing += 1
                 continue
-            a = self.backend.descriptor(g8, gface.box)
+            a = self._gt_descriptor(g8, digest, gface.box)
             b = self.backend.descriptor(p8, pbox)
             cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
         c = torch.tensor(cos, dtype=torch.float64).clamp(-1.0, 1.0)

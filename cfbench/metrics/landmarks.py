@@ -50,7 +50,7 @@ class DlibLandmarkDistance(_DlibPairMetric):
         h, w = pred.shape[-2:]
         scale = np.array([LMD_SIZE / w, LMD_SIZE / h])
         out = []
-        for p8, _g8, gface, pbox in self._pairs(pred, gt):
+        for p8, _g8, _digest, gface, pbox in self._pairs(pred, gt):
             if gface is None or pbox is None:
                 out.append(math.nan)
                 self.missing += 1

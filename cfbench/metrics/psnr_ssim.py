@@ -104,6 +104,11 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, max_value: float = 255.0) -> torc
     return ssim_map.mean((2, 3)).mean(1)
 
 
+# Images per call on the CPU: one at a time, whose float64 arrays stay in cache, is the fastest (SSIM of five 512
+# faces: 0.27-0.30 s one by one against 0.47-0.51 s as one batch, the same values); on a GPU the whole batch.
+CPU_CHUNK = 1
+
+
 class _PairMetric(PerImageMetric):
     """PSNR or SSIM on a variant ('rgb', 'y' or 'mv'), with `crop_border`; subclasses set `family` and `_fn`."""
 
@@ -141,7 +146,11 @@ class _PairMetric(PerImageMetric):
         return crop(pred, b) * 255, crop(gt, b) * 255
 
     def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
-        return type(self)._fn(*self.prepare(pred, gt))
+        fn, n = type(self)._fn, pred.shape[0]
+        step = CPU_CHUNK if self.device.type == "cpu" else n
+        if n <= step:
+            return fn(*self.prepare(pred, gt))
+        return torch.cat([fn(*self.prepare(pred[i : i + step], gt[i : i + step])) for i in range(0, n, step)])
 
 
 class PSNR(_PairMetric):

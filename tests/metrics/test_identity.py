@@ -70,6 +70,22 @@ def test_dlib_degraded_copy_closer_than_other_people(dlib_metrics, gt):
     torch.testing.assert_close(deg(_mild(gt), gt), cos_to_deg(same))
 
 
+def test_dlib_gt_descriptor_is_computed_once_per_gt_face_of_a_sweep(gt, monkeypatch):
+    """A sweep scores each GT face once per w: k predictions against the same GT cost k + 1 descriptors, not 2k,
+    and give the values of a metric that computes every descriptor."""
+    pytest.importorskip("dlib")
+    fresh = get_metric("identity_cos[dlib]").build()
+    preds = torch.cat([_mild(gt[:1]), gt[:1], _mild(gt[:1]).flip(-1)])
+    expected = torch.stack([fresh(p[None], gt[:1])[0] for p in preds])  # one pair per call, as without the memo
+    metric = get_metric("identity_cos[dlib]").build()
+    calls = []
+    real = metric.backend.descriptor
+    monkeypatch.setattr(metric.backend, "descriptor", lambda img, box: calls.append(1) or real(img, box))
+    got = metric(preds, gt[:1].repeat(3, 1, 1, 1))
+    assert len(calls) == 3 + 1
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+
+
 def test_dlib_missing_face_is_nan_and_counted(dlib_metrics, gt):
     cos, _ = dlib_metrics
     blank = torch.full_like(gt[:2], 0.5)

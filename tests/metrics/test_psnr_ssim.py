@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cfbench.errors import BadInputError
 from cfbench.imageio import read_image
+from cfbench.metrics import psnr_ssim
 from cfbench.metrics.psnr_ssim import PSNR, SSIM, correct_mean_var, gaussian_window
 from cfbench.metrics.registry import get_metric
 
@@ -124,8 +125,10 @@ def test_identical_images(pairs, variant):
     torch.testing.assert_close(SSIM(variant=variant)(x, x), torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [1, 64])  # the CPU's one image per call, and one call per batch (as on a GPU)
 @pytest.mark.parametrize("cls", [PSNR, SSIM])
-def test_batch_size_independent(pairs, cls):
+def test_batch_size_independent(pairs, cls, chunk, monkeypatch):
+    monkeypatch.setattr(psnr_ssim, "CPU_CHUNK", chunk)
     pred, gt = (x[..., 100:228, 100:228] for x in pairs)
     metric = cls(variant="mv", crop_border=2)
     together = metric(pred, gt)
