@@ -11,6 +11,7 @@ interrupted run resumes at the first missing part and gives the same results as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -165,6 +166,11 @@ class FidelityWeightSweep:
         self.batch_size = 0 if config.batch_size == AUTO else int(config.batch_size)  # 0: probed by run()
         self.workers = loader_threads(config.workers, self.device)
         self.behind_columns = [m.column for m in self.metrics if cpu_bound(m.spec.backend, self.device)]
+        self.extractor_keys = {
+            m.column: json.dumps(key, sort_keys=True) if (key := m.metric.extractor_key()) is not None else None
+            for m in self.metrics
+            if isinstance(m.metric, DistributionMetric)
+        }
         note = bottleneck_note(self.behind_columns, self.device)
         if note:
             log(note)
@@ -364,12 +370,7 @@ class FidelityWeightSweep:
         model.stop()
         device_columns = {m.column for m in self.metrics} - set(self.behind_columns)
         values = self._score(restored, gt, k, device_columns)
-        features = {}
-        with torch.inference_mode():
-            for m in self.metrics:
-                if isinstance(m.metric, DistributionMetric):
-                    with self.times(m.column, device=True):
-                        features[m.column] = m.metric.features(restored).float()
+        features = self._features(restored, {m.column for m in self.metrics}, timed=True)
         keep = self.behind_columns or self.config.save_images
         # everything to the host after all device work is queued: one wait for the device per batch
         return DeviceBatch(
@@ -435,6 +436,25 @@ class FidelityWeightSweep:
                         values[m.column] = m.metric(restored, gt_k)
         return values
 
+    def _features(self, images: torch.Tensor, columns: set[str], timed: bool = False) -> dict[str, torch.Tensor]:
+        """The float32 features of `images` for each distribution metric in `columns`, on the device; metrics with
+        the same `extractor_key` (fid[gt] and kid) share one extraction, timed under the first one's column."""
+        out: dict[str, torch.Tensor] = {}
+        done: dict[str, torch.Tensor] = {}
+        with torch.inference_mode():
+            for m in self.metrics:
+                if m.column not in columns or not isinstance(m.metric, DistributionMetric):
+                    continue
+                key = self.extractor_keys[m.column]
+                if key is not None and key in done:
+                    out[m.column] = done[key]
+                    continue
+                with self.times(m.column, device=True) if timed else contextlib.nullcontext():
+                    out[m.column] = m.metric.features(images).float()
+                if key is not None:
+                    done[key] = out[m.column]
+        return out
+
     def _save_images(self, restored: torch.Tensor, samples: Sequence[Any], label: str, severity: str) -> None:
         """The restored faces, the LQ input beside them and the GT once, where the schema puts them."""
         n = len(samples)
@@ -469,11 +489,11 @@ class FidelityWeightSweep:
                 samples = list(itertools.islice(loads, size))
                 if names - {GT_POSE}:
                     gt = torch.stack([s.gt for s in samples]).to(self.device)
+                    for column, f in self._features(gt, names).items():
+                        stats[column].add(f)
                     with torch.inference_mode():
                         for m in self.metrics:
-                            if m.column in names and isinstance(m.metric, DistributionMetric):
-                                stats[m.column].add(m.metric.features(gt))
-                            elif m.column in names:
+                            if m.column in names and not isinstance(m.metric, DistributionMetric):
                                 m.metric.fill_gt(gt)
                 if GT_POSE in names:
                     for s in samples:

@@ -216,6 +216,11 @@ class DistributionMetric:
     def new_statistics(self) -> FeatureStatistics:
         return self.statistics_type(self.dim)
 
+    def extractor_key(self) -> dict[str, Any] | None:
+        """What makes this metric's `features` of an image what they are (network, weights, resize), or None: two
+        metrics with equal keys give equal features, so a sweep extracts them once (fid[gt] and kid)."""
+        return None
+
     def compare(self, pred: FeatureStatistics, ref: FeatureStatistics) -> float:
         """The metric between two accumulated groups (the restored images and the GT set)."""
         return self.distance(pred, ref.mean, ref.cov)

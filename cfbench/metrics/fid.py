@@ -426,8 +426,10 @@ class FID(DistributionMetric):
 
     def cache_key(self) -> dict[str, Any]:
         """Everything that changes the features of a given image (the reference does not)."""
+        return {"metric": "fid", **self.extractor_key()}
+
+    def extractor_key(self) -> dict[str, Any]:
         return {
-            "metric": "fid",
             "extractor": EXTRACTOR,
             "feature_dim": self.dim,
             "weights": Path(self.weights_path).name,

@@ -19,6 +19,7 @@ from cfbench.eval.runner import FidelityWeightSweep
 from cfbench.eval.store import RunStore
 from cfbench.eval.store.schema import GROUPS, restored_image_path
 from cfbench.imageio import read_image
+from cfbench.metrics.fid import FID
 from cfbench.metrics.inception import seeded_inception_state
 from cfbench.metrics.kid import KID, kid
 from tests.eval.test_runner import sweep_config, three_faces  # noqa: F401 (a fixture)
@@ -84,3 +85,28 @@ def test_kid_in_a_sweep_equals_kid_on_the_faces_and_survives_a_resume(three_face
     FidelityWeightSweep(resumed, log=lambda _: None).run()  # the GT feature set now comes from the cache
     again = pd.read_parquet(tmp_path / "resumed" / GROUPS).set_index("w")
     pd.testing.assert_frame_equal(again[["n_images", "kid"]], groups[["n_images", "kid"]])
+
+
+@pytest.mark.slow
+def test_fid_and_kid_in_one_sweep_share_one_feature_extraction(three_faces, tmp_path, monkeypatch):  # noqa: F811
+    """fid[gt] and kid use the same Inception features: a sweep with both extracts them once per batch (GT side
+    included) and gives kid the values of a kid-only sweep."""
+    _seed_inception()
+    calls: list[int] = []
+    features = FID.features  # KID inherits it
+
+    def counted(self, images):
+        calls.append(images.shape[0])
+        return features(self, images)
+
+    monkeypatch.setattr(FID, "features", counted)
+    runs = {}
+    for name, metrics in (("kid", "kid"), ("both", "fid,kid")):
+        monkeypatch.setenv("CFBENCH_HOME", str(tmp_path / f"home_{name}"))  # no GT features from the other run
+        calls.clear()
+        cfg = sweep_config(three_faces, tmp_path / name, metrics=metrics, part_size=1, limit=2)
+        FidelityWeightSweep(cfg, log=lambda _: None).run()
+        runs[name] = (list(calls), pd.read_parquet(tmp_path / name / GROUPS).set_index("w"))
+    assert runs["both"][0] == runs["kid"][0] and sum(runs["kid"][0]) == 2 + 2 * len(WS)  # GT once, then each part
+    pd.testing.assert_series_equal(runs["both"][1]["kid"], runs["kid"][1]["kid"])
+    assert runs["both"][1]["fid[gt]"].notna().all()
