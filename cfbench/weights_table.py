@@ -39,6 +39,14 @@ class WeightsFile:
 
 WEIGHTS: Registry[WeightsFile] = Registry("weights file")
 
+
+def pyiqa_release(name: str, filename: str, description: str, sha256_prefix: str | None = None) -> WeightsFile:
+    """A file of pyiqa's weights release: on its Hugging Face mirror and its GitHub release, under pyiqa's licence,
+    and loaded by pyiqa from $TORCH_HOME/hub/pyiqa."""
+    urls = (PYIQA_WEIGHTS + filename, PYIQA_RELEASE + filename)
+    return WeightsFile(name, filename, urls, PYIQA_LICENCE, description, sha256_prefix=sha256_prefix, hub_dir="pyiqa")
+
+
 for _entry in (
     WeightsFile(
         "codeformer",
@@ -245,41 +253,29 @@ for _entry in (
         "with the clean (PIL bicubic) resize: `fid[ffhq70k]`, the reference of pyiqa's `fid` on faces",
         hub_dir="pyiqa",
     ),
-    WeightsFile(
+    pyiqa_release(
         "pyiqa_dists",
         "DISTS_weights-f5e65c96.pth",
-        (PYIQA_WEIGHTS + "DISTS_weights-f5e65c96.pth", PYIQA_RELEASE + "DISTS_weights-f5e65c96.pth"),
-        PYIQA_LICENCE,
         "DISTS alpha/beta weights of pyiqa's `dists` (with the torchvision VGG16 backbone `vgg16`)",
         sha256_prefix="f5e65c96",
-        hub_dir="pyiqa",
     ),
-    WeightsFile(
+    pyiqa_release(
         "pyiqa_musiq_koniq",
         "musiq_koniq_ckpt-e95806b9.pth",
-        (PYIQA_WEIGHTS + "musiq_koniq_ckpt-e95806b9.pth", PYIQA_RELEASE + "musiq_koniq_ckpt-e95806b9.pth"),
-        PYIQA_LICENCE,
         "MUSIQ trained on KonIQ-10k: pyiqa's `musiq`",
         sha256_prefix="e95806b9",
-        hub_dir="pyiqa",
     ),
-    WeightsFile(
+    pyiqa_release(
         "pyiqa_maniqa_koniq",
         "ckpt_koniq10k.pt",
-        (PYIQA_WEIGHTS + "ckpt_koniq10k.pt", PYIQA_RELEASE + "ckpt_koniq10k.pt"),
-        PYIQA_LICENCE,
         "MANIQA trained on KonIQ-10k: pyiqa's `maniqa` (its timm ViT-B/8 backbone comes from the Hugging Face hub)",
-        hub_dir="pyiqa",
     ),
-    WeightsFile(
+    pyiqa_release(
         "pyiqa_topiq_nr_face",
         "topiq_nr_cgfiqa_res50-0a8b8e4f.pth",
-        (PYIQA_WEIGHTS + "topiq_nr_cgfiqa_res50-0a8b8e4f.pth", PYIQA_RELEASE + "topiq_nr_cgfiqa_res50-0a8b8e4f.pth"),
-        PYIQA_LICENCE,
         "TOPIQ-NR trained on CGFIQA-40k faces: pyiqa's `topiq_nr-face` (its timm ResNet-50 backbone comes from the "
         "Hugging Face hub)",
         sha256_prefix="0a8b8e4f",
-        hub_dir="pyiqa",
     ),
     WeightsFile(
         "clip_rn50",
