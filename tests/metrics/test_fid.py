@@ -495,23 +495,10 @@ def test_cli_fid_against_the_gt_folder_equals_the_direct_value_and_caches_gt(fid
 
 @pytest.mark.slow
 def test_sweep_reports_fid_per_group(tmp_path):
-    from cfbench.eval.config import load_sweep_config
     from cfbench.eval.runner import FidelityWeightSweep
+    from tests.eval.sweeps import face_folder, sweep_config
 
-    root = tmp_path / "faces" / "gt"
-    root.mkdir(parents=True)
-    for p in sorted((DATA / "gt").glob("*.png"))[:2]:
-        shutil.copy(p, root / p.name)
-    cfg = load_sweep_config(
-        None,
-        dataset=f"folder:{root.parent}",
-        w="0,1",
-        severity="2",
-        metrics="fid",
-        checkpoints=("codeformer_tiny",),
-        run_dir=str(tmp_path / "run"),
-        device="cpu",
-    )
+    cfg = sweep_config(face_folder(tmp_path, 2), tmp_path / "run", metrics="fid", batch_size="auto")
     result = FidelityWeightSweep(cfg, log=lambda _: None).run()
     groups = pd.read_parquet(result.run_dir / "groups.parquet")
     assert list(groups["w"]) == [0.0, 1.0] and np.isfinite(groups["fid[gt]"]).all() and (groups["fid[gt]"] > 0).all()

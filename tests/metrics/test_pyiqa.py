@@ -3,7 +3,6 @@
 import importlib.metadata
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -129,12 +128,11 @@ def test_metrics_command_writes_pyiqa_columns(tmp_path):
 
 @pytest.mark.slow
 def test_eval_stores_a_pyiqa_column_with_its_direction_and_version(tmp_path):
-    root = tmp_path / "faces" / "gt"
-    root.mkdir(parents=True)
-    for p in sorted((FIXTURES / "gt").glob("*.png"))[:2]:
-        shutil.copy(p, root / p.name)
+    from tests.eval.sweeps import face_folder
+
+    root = face_folder(tmp_path, 2)
     run = tmp_path / "run"
-    args = ["eval", "--dataset", f"folder:{root.parent}", "--w", "0.5", "--severity", "2"]
+    args = ["eval", "--dataset", f"folder:{root}", "--w", "0.5", "--severity", "2"]
     args += ["--checkpoint", "codeformer_tiny", "--metrics", "psnr,pyiqa:piqe", "--device", "cpu"]
     assert main([*args, "--run-dir", str(run)]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
