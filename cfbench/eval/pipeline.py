@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from cfbench.data import DegradedDataset, FaceSample
+from cfbench.eval.config import AUTO
 from cfbench.eval.timing import DEGRADE, LOAD, StageTimes
 
 T = TypeVar("T")
@@ -156,7 +157,7 @@ def probe_batch_size(
 def loader_threads(workers: int | str, device: str) -> int:
     """The loader threads of `--workers` (a count, or "auto": AUTO_WORKERS, at most the machine's cores, on a GPU;
     0 on the CPU, whose cores the model already uses)."""
-    if workers != "auto":
+    if workers != AUTO:
         return int(workers)
     return min(AUTO_WORKERS, os.cpu_count() or 1) if torch.device(device).type != "cpu" else 0
 

@@ -12,7 +12,6 @@ protocols step by step and VQFR's aggregate (`vqfr_deg_mean`): docs/metrics/iden
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ from cfbench.metrics.registry import register
 from cfbench.weights import require, sha256_file
 
 BOX_MODES = ("gt", "each")
-GT_DESCRIPTORS_KEPT = 256  # GT descriptors kept by identity_cos[dlib] (128 float64 each)
 _GT_FACE_WIDTH = 5 + 68 * 2  # the memo row of a GT face: box (x1, y1, x2, y2, score), then the 68 (x, y) points
 
 
@@ -139,25 +137,18 @@ class DlibIdentity(_DlibPairMetric):
         self.family = family
         self.spec = SPECS[family, "dlib"]
         super().__init__(device, boxes)
-        # the last GT descriptors by image digest: a sweep scores each GT face once per w, one after the other
-        self.gt_descriptors: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def _gt_descriptor(self, g8: np.ndarray, digest: str, box: Any) -> np.ndarray:
-        found = self.gt_descriptors.get(digest)
-        if found is None:
-            found = self.gt_descriptors[digest] = self.backend.descriptor(g8, box)
-            if len(self.gt_descriptors) > GT_DESCRIPTORS_KEPT:
-                self.gt_descriptors.popitem(last=False)
-        return found
 
     def compute(self, pred: torch.Tensor, gt: torch.Tensor | None) -> torch.Tensor:
         cos = []
+        gt_descriptors: dict[str, np.ndarray] = {}  # a sweep's batch holds each GT face once per w
         for p8, g8, digest, gface, pbox in self._pairs(pred, gt):
             if gface is None or pbox is None:
                 cos.append(math.nan)
                 self.missing += 1
                 continue
-            a = self._gt_descriptor(g8, digest, gface.box)
+            if digest not in gt_descriptors:
+                gt_descriptors[digest] = self.backend.descriptor(g8, gface.box)
+            a = gt_descriptors[digest]
             b = self.backend.descriptor(p8, pbox)
             cos.append(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
         c = torch.tensor(cos, dtype=torch.float64).clamp(-1.0, 1.0)
